@@ -1,0 +1,1 @@
+"""Shared machinery every hook uses: HTTP client, paginators, throttles, secret handling."""

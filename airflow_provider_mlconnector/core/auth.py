@@ -1,0 +1,231 @@
+"""Auth objects for the HTTP core: static headers, and credentials renewed under a lock.
+
+:class:`StoredCredentialAuth` is the single-flight pattern every renewable credential shares
+(FreshBooks and QuickBooks OAuth with rotating refresh tokens, BambooHR OAuth, BILL sessions)::
+
+    use the credential cached in memory / in the token store
+    if it is missing or expired (or the vendor just said 401):
+        with the token store's lock on this credential:
+            re-read it: another task may have renewed it while we waited -> use theirs
+            otherwise renew it at the vendor (one call), SAVE it, then use it
+
+The new credential is persisted before it is used, so a crash can never lose a rotated refresh
+token, and N tasks that find it expired together make exactly one renewal call.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from abc import abstractmethod
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import requests
+
+from airflow_provider_mlconnector.core.http import ApiAuth, ApiClient, ErrorInfo
+from airflow_provider_mlconnector.core.secrets import mask
+from airflow_provider_mlconnector.exceptions import ApiError, AuthError
+
+if TYPE_CHECKING:
+    from airflow_provider_mlconnector.state.tokens import TokenStore
+
+Credential = dict[str, Any]
+
+
+class HeaderAuth(ApiAuth):
+    """Static headers (BigCommerce ``X-Auth-Token``; never ``Bearer``)."""
+
+    def __init__(self, headers: Mapping[str, str]) -> None:
+        self.headers = dict(headers)
+        mask(*self.headers.values())
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers.update(self.headers)
+        return request
+
+
+class StoredCredentialAuth(ApiAuth):
+    """A credential kept (encrypted) in the token store and renewed single-flight under its lock.
+
+    Subclasses implement :meth:`renew` (the vendor call), :meth:`apply` (decorate a request) and,
+    when the credential has a known lifetime, :meth:`is_expired`.
+
+    :param tokens: the state store's token store.
+    :param system: the system name (part of the store key).
+    :param credential_key: identifies this credential within the system (tenant + client).
+    :param expiry_margin: renew this many seconds before the stated expiry.
+    """
+
+    def __init__(self, *, tokens: TokenStore, system: str, credential_key: str, expiry_margin: float = 120.0) -> None:
+        self.tokens = tokens
+        self.system = system
+        self.credential_key = credential_key
+        self.expiry_margin = expiry_margin
+        self._current: Credential | None = None
+
+    # --- vendor-specific -----------------------------------------------------------------
+    @abstractmethod
+    def renew(self, latest: Credential | None) -> Credential:
+        """Obtain a new credential from the vendor. ``latest`` is what the store holds (or None)."""
+
+    @abstractmethod
+    def apply(self, request: requests.PreparedRequest, credential: Credential) -> None:
+        """Put the credential on the request."""
+
+    def is_expired(self, credential: Credential) -> bool:
+        expires_at = credential.get("expires_at")
+        return expires_at is not None and float(expires_at) - self.expiry_margin <= time.time()
+
+    def secrets_of(self, credential: Credential) -> list[str]:
+        """Values to register with the log masker."""
+        return [str(v) for k, v in credential.items() if isinstance(v, str) and k != "account_id"]
+
+    # --- the single-flight dance ---------------------------------------------------------
+    def credential(self) -> Credential:
+        """A usable credential, renewing it (once, under the lock) when missing or expired."""
+        if self._current is None or self.is_expired(self._current):
+            stored = self.tokens.get(self.system, self.credential_key)
+            if stored is not None and not self.is_expired(stored):
+                self._use(stored)
+            else:
+                self._renew_locked(rejected=None)
+        assert self._current is not None
+        return self._current
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        self.apply(request, self.credential())
+        return request
+
+    def refresh(self, failure: ApiError) -> bool:
+        """The vendor rejected the credential we used: renew it once (unless someone already did)."""
+        self._renew_locked(rejected=self._current)
+        return True
+
+    def _renew_locked(self, rejected: Credential | None) -> None:
+        with self.tokens.locked(self.system, self.credential_key) as slot:
+            latest = slot.value
+            if latest is not None and not self.is_expired(latest) and not self._same(latest, rejected):
+                # Another task renewed it while we waited for the lock: use theirs.
+                self._use(latest)
+                return
+            fresh = self.renew(latest)
+            slot.save(fresh)  # persist before use: a rotated refresh token must never be lost
+        self._use(fresh)
+
+    def _use(self, credential: Credential) -> None:
+        mask(*self.secrets_of(credential))
+        self._current = credential
+
+    def _same(self, a: Credential, b: Credential | None) -> bool:
+        # Never treat the credential the vendor just rejected as fresh, even if its expiry says so.
+        return b is not None and a == b
+
+
+class BearerMixin:
+    """``Authorization: Bearer <access_token>``."""
+
+    def apply(self, request: requests.PreparedRequest, credential: Credential) -> None:
+        request.headers["Authorization"] = f"Bearer {credential['access_token']}"
+
+
+def expiry_from(payload: Mapping[str, Any], now: float | None = None) -> float | None:
+    """Absolute expiry (epoch seconds) from an OAuth token response (``created_at`` + ``expires_in``)."""
+    expires_in = payload.get("expires_in")
+    if expires_in is None:
+        return None
+    start = float(payload.get("created_at") or (now if now is not None else time.time()))
+    return start + float(expires_in)
+
+
+def oauth_error_parser(response: requests.Response) -> ErrorInfo:
+    """RFC 6749 token-endpoint errors: a rejected grant is fatal (re-authorize), not retryable."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    code = str(body.get("error") or "") or None
+    message = str(body.get("error_description") or body.get("error") or response.reason or "token request failed")
+    if code in {
+        "invalid_grant",
+        "invalid_client",
+        "unauthorized_client",
+        "invalid_request",
+    } or response.status_code in (
+        400,
+        401,
+    ):
+        return ErrorInfo(message=message, code=code, kind="auth_fatal")
+    return ErrorInfo(message=message, code=code)
+
+
+class RotatingOAuth(BearerMixin, StoredCredentialAuth):
+    """OAuth 2.0 with a refresh token that may rotate on every use (FreshBooks: single use).
+
+    The first refresh uses the connection's initial refresh token; every later one uses the newest
+    token from the store. A rejected grant is an :class:`AuthError` telling the user to re-authorize.
+
+    :param token_client: an :class:`ApiClient` (no auth) on the token host.
+    :param token_path: the token endpoint path.
+    :param client_auth: ``"body"`` puts client id/secret in the form; ``"basic"`` uses HTTP Basic.
+    :param extra_fields: more form fields (FreshBooks wants ``redirect_uri``).
+    """
+
+    def __init__(
+        self,
+        *,
+        token_client: ApiClient,
+        token_path: str,
+        client_id: str,
+        client_secret: str,
+        initial_refresh_token: str | None,
+        client_auth: str = "body",
+        extra_fields: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.token_client = token_client
+        self.token_path = token_path
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.initial_refresh_token = initial_refresh_token
+        self.client_auth = client_auth
+        self.extra_fields = dict(extra_fields or {})
+        mask(client_secret, initial_refresh_token)
+
+    def renew(self, latest: Credential | None) -> Credential:
+        refresh_token = (latest or {}).get("refresh_token") or self.initial_refresh_token
+        if not refresh_token:
+            raise AuthError(
+                f"no {self.system} refresh token is stored for this connection; run the consent helper to authorize it",
+                system=self.system,
+            )
+        payload = self.exchange({"grant_type": "refresh_token", "refresh_token": str(refresh_token)})
+        # Some vendors omit the refresh token when it did not rotate: keep the one we have.
+        payload.setdefault("refresh_token", refresh_token)
+        return payload
+
+    def exchange(self, grant: Mapping[str, str]) -> Credential:
+        """POST a grant (refresh or authorization code) to the token endpoint; return the credential."""
+        form = {**grant, **self.extra_fields}
+        headers: dict[str, str] = {"Accept": "application/json"}
+        if self.client_auth == "basic":
+            basic = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
+            headers["Authorization"] = f"Basic {basic}"
+        else:
+            form.update(client_id=self.client_id, client_secret=self.client_secret)
+        try:
+            body = self.token_client.send_json("POST", self.token_path, data=form, headers=headers)
+        except AuthError as exc:
+            raise AuthError(
+                f"{self.system} rejected the refresh token ({exc.code or exc.status}: {exc.message}). "
+                "It was revoked or already used: re-authorize with the consent helper.",
+                system=self.system,
+                status=exc.status,
+                code=exc.code,
+                request_id=exc.request_id,
+            ) from None
+        credential: Credential = dict(body)
+        credential["expires_at"] = expiry_from(credential)
+        mask(*self.secrets_of(credential))
+        return credential

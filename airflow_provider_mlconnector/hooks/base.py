@@ -1,0 +1,111 @@
+"""What every ml-connector hook shares: connection parsing, the API client, the state store.
+
+A system's hook is a subclass that sets the four Airflow attributes (``conn_name_attr``,
+``default_conn_name``, ``conn_type``, ``hook_name``), its vendor host, and builds its
+:class:`~airflow_provider_mlconnector.core.http.ApiClient` (auth, error parser, throttle).
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlsplit
+
+from airflow.sdk import BaseHook
+
+from airflow_provider_mlconnector.exceptions import ConfigurationError, MLConnectorError
+
+if TYPE_CHECKING:
+    from airflow.sdk import Connection
+
+    from airflow_provider_mlconnector.core.http import ApiClient
+    from airflow_provider_mlconnector.state import StateStore
+
+
+class MLConnectorHook(BaseHook):
+    """Base hook: reads its Airflow Connection once and owns one :class:`ApiClient`.
+
+    :param conn_id: the Airflow connection id; also accepted as ``<system>_conn_id=``.
+    :param state_store: the durable state store (tokens, ID map); defaults to the configured one.
+    """
+
+    conn_name_attr: ClassVar[str]
+    default_conn_name: ClassVar[str]
+    conn_type: ClassVar[str]
+    hook_name: ClassVar[str]
+    #: where the vendor's API lives when the connection's ``host`` does not override it.
+    default_host: ClassVar[str]
+
+    def __init__(self, conn_id: str | None = None, *, state_store: StateStore | None = None, **kwargs: Any) -> None:
+        named = kwargs.pop(self.conn_name_attr, None)
+        super().__init__(**kwargs)
+        self.conn_id: str = conn_id or named or self.default_conn_name
+        setattr(self, self.conn_name_attr, self.conn_id)
+        self._state_store = state_store
+
+    # ------------------------------------------------------------------ connection
+
+    @cached_property
+    def connection(self) -> Connection:
+        """The Airflow Connection, fetched once per hook (each fetch is a round trip in tasks)."""
+        return self.get_connection(self.conn_id)
+
+    def extra(self, name: str, default: Any = None) -> Any:
+        """An extra field, read under its plain name or the legacy ``extra__<type>__<name>`` form."""
+        extras = self.connection.extra_dejson or {}
+        for key in (name, f"extra__{self.conn_type}__{name}"):
+            value = extras.get(key)
+            if value not in (None, ""):
+                return value
+        return default
+
+    def require(self, value: Any, field: str) -> str:
+        """``value`` as a non-empty string, or a configuration error naming the connection field."""
+        if value in (None, ""):
+            raise ConfigurationError(
+                f"connection '{self.conn_id}' ({self.conn_type}) is missing {field}; "
+                "set it in Admin > Connections or the AIRFLOW_CONN_ variable"
+            )
+        return str(value)
+
+    def host_url(self, default: str | None = None) -> str:
+        """Scheme+host(+path) of the API: the connection's ``host`` overrides the vendor host.
+
+        A host without a scheme gets ``https://``. A sandbox or staging host may carry a path prefix.
+        """
+        host = (self.connection.host or "").strip()
+        if not host:
+            return (default or self.default_host).rstrip("/")
+        if "://" not in host:
+            host = f"https://{host}"
+        parts = urlsplit(host)
+        if self.connection.port and not parts.port:
+            host = host.replace(parts.netloc, f"{parts.netloc}:{self.connection.port}", 1)
+        return host.rstrip("/")
+
+    # ------------------------------------------------------------------ client and state
+
+    @cached_property
+    def client(self) -> ApiClient:
+        return self.build_client()
+
+    def build_client(self) -> ApiClient:
+        raise NotImplementedError
+
+    def get_conn(self) -> ApiClient:
+        return self.client
+
+    @property
+    def state(self) -> StateStore:
+        if self._state_store is None:
+            from airflow_provider_mlconnector.state import get_state_store
+
+            self._state_store = get_state_store()
+        return self._state_store
+
+    def connection_check(self, probe: Any) -> tuple[bool, str]:
+        """Run ``probe()`` for ``test_connection``: ``(True, what it reached)`` or ``(False, why)``."""
+        try:
+            return True, str(probe())
+        except MLConnectorError as exc:
+            return False, str(exc)
