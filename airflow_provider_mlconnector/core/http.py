@@ -334,7 +334,7 @@ class ApiClient:
             "%s %s %s -> %s in %.0f ms",
             self.system,
             call.method,
-            _safe_url(call.url),
+            _safe_url(response.request.url or call.url),
             response.status_code,
             elapsed * 1000,
         )

@@ -28,6 +28,8 @@ _PAIR = re.compile(
     re.IGNORECASE,
 )
 
+_SCHEME = re.compile(r"\b(Bearer|Basic|Token)\s+[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
+
 
 def mask(*secrets: str | None) -> None:
     """Register runtime secrets (fresh access tokens, session ids) with Airflow's log masker."""
@@ -40,7 +42,8 @@ def mask(*secrets: str | None) -> None:
 
 def redact_text(text: str, extra_secrets: Iterable[str] = ()) -> str:
     """Blank sensitive ``key: value`` pairs and any known secret in ``text``."""
-    redacted = _PAIR.sub(lambda m: f"{m.group('k')}{m.group('q')}***", text)
+    redacted = _SCHEME.sub(lambda m: f"{m.group(1)} ***", text)
+    redacted = _PAIR.sub(lambda m: f"{m.group('k')}{m.group('q')}***", redacted)
     for secret in extra_secrets:
         if secret and len(secret) >= 4:
             redacted = redacted.replace(secret, "***")
