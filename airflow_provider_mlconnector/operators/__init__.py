@@ -1,0 +1,1 @@
+"""The generic steps every integration pair uses: extract, match, upsert, summary."""

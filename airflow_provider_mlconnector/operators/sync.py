@@ -1,0 +1,244 @@
+"""The generic Airflow operators: extract, match, upsert, and the run summary.
+
+They work for any pair: each resolves its hooks from connection ids (``conn.get_hook()``, as
+``HttpOperator`` does) and its entity spec from the pair registry, and delegates to
+:class:`~airflow_provider_mlconnector.operators.engine.SyncEngine`. XCom carries only bounded
+batches (``EntitySpec.batch_size`` records), so large volumes become mapped tasks::
+
+    batches = ExtractOperator(task_id="extract_bills", pair=..., entity="bill", ...)
+    decisions = MatchOperator.partial(task_id="match_bills", ...).expand(records=batches.output)
+    results = UpsertOperator.partial(task_id="upsert_bills", ...).expand(decisions=decisions.output)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseHook, BaseOperator
+
+from airflow_provider_mlconnector.exceptions import RetryableApiError
+from airflow_provider_mlconnector.operators.engine import (
+    BatchResult,
+    EntitySpec,
+    RunInfo,
+    SyncEngine,
+    decisions_from_xcom,
+    decisions_to_xcom,
+)
+from airflow_provider_mlconnector.pairs.registry import entity_spec
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider_mlconnector.state import StateStore
+
+log = logging.getLogger(__name__)
+
+SUMMARY_COLUMNS = ("read", "created", "updated", "matched_existing", "unchanged", "skipped", "quarantined")
+
+
+class SyncStepOperator(BaseOperator):
+    """Shared plumbing: hooks from connection ids, the state store, run identity.
+
+    :param pair: the integration, e.g. ``freshbooks_to_bill``.
+    :param entity: the entity within the pair, e.g. ``bill``.
+    :param source_conn_id: Airflow connection of the source system.
+    :param target_conn_id: Airflow connection of the target system.
+    """
+
+    template_fields: Sequence[str] = ("source_conn_id", "target_conn_id")
+    ui_color = "#e8f4ea"
+
+    def __init__(self, *, pair: str, entity: str, source_conn_id: str, target_conn_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.pair = pair
+        self.entity = entity
+        self.source_conn_id = source_conn_id
+        self.target_conn_id = target_conn_id
+
+    def engine(self, context: Context) -> SyncEngine:
+        from airflow_provider_mlconnector.state import get_state_store
+
+        store = get_state_store()
+        spec_cls = entity_spec(self.pair, self.entity)
+        source, target = (self._hook(conn_id, store) for conn_id in (self.source_conn_id, self.target_conn_id))
+        spec: EntitySpec = spec_cls(source, target, store)
+        return SyncEngine(spec, store, run_info(context))
+
+    @staticmethod
+    def _hook(conn_id: str, store: StateStore) -> Any:
+        return BaseHook.get_connection(conn_id).get_hook(hook_params={"state_store": store})  # type: ignore[no-untyped-call]
+
+
+def run_info(context: Context) -> RunInfo:
+    ti = context["ti"]
+    params = context.get("params") or {}
+    return RunInfo(
+        dag_id=ti.dag_id,
+        run_id=ti.run_id,
+        task_id=ti.task_id,
+        map_index=getattr(ti, "map_index", -1) if getattr(ti, "map_index", None) is not None else -1,
+        try_number=getattr(ti, "try_number", 1) or 1,
+        dry_run=bool(params.get("dry_run", False)),
+    )
+
+
+class ExtractOperator(SyncStepOperator):
+    """Read the source records changed in this run's window, cut into bounded batches.
+
+    The window: a backfill run uses its data interval and never moves the live watermark; a
+    ``full_resync`` run reads everything; otherwise the watermark minus ``lookback``.
+    Dead letters marked for replay (CLI ``dlq replay`` or the ``replay_dead_letters`` param) join
+    the batches.
+    """
+
+    def __init__(self, *, lookback: timedelta = timedelta(hours=2), **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.lookback = lookback
+
+    def execute(self, context: Context) -> list[list[dict[str, Any]]]:
+        engine = self.engine(context)
+        spec = engine.spec
+        params = context.get("params") or {}
+        dag_run = context.get("dag_run")
+        is_backfill = str(getattr(dag_run, "run_type", "")).lower().endswith("backfill")
+        start = end = None
+        if is_backfill:
+            start, end = context.get("data_interval_start"), context.get("data_interval_end")
+        window = engine.store.watermarks.window(
+            spec.pair, f"{spec.entity}", spec.source_tenant, lookback=self.lookback, start=start, end=end
+        )
+        if params.get("full_resync"):
+            window = type(window)(start=None, end=window.end, is_backfill=window.is_backfill)
+        replay = [int(i) for i in (params.get("replay_dead_letters") or [])]
+        batches = engine.extract(window, replay_ids=replay)
+        read = sum(len(b) for b in batches)
+        log.info(
+            "%s/%s: read %d records in %d batches for window %s", spec.pair, spec.entity, read, len(batches), window
+        )
+        context["ti"].xcom_push(
+            key="window",
+            value={
+                "start": window.start.isoformat() if window.start else None,
+                "end": window.end.isoformat(),
+                "is_backfill": window.is_backfill,
+                "read": read,
+                "batches": len(batches),
+                "tenant": spec.source_tenant,
+            },
+        )
+        return batches
+
+
+class MatchOperator(SyncStepOperator):
+    """Decide per record (read-only): unchanged, update, match an existing target record, create,
+    skip or quarantine. Safe in a dry run.
+
+    :param records: one batch from :class:`ExtractOperator` (usually via ``.expand``).
+    """
+
+    template_fields: Sequence[str] = (*SyncStepOperator.template_fields, "records")
+
+    def __init__(self, *, records: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.records = records
+
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        decisions = self.engine(context).match(list(self.records or []))
+        log.info("%s/%s: %s", self.pair, self.entity, dict(Counter(d.action for d in decisions)))
+        return decisions_to_xcom(decisions)
+
+
+class UpsertOperator(SyncStepOperator):
+    """Carry out a batch of decisions exactly once; record-level failures are dead-lettered.
+
+    Fails (so Airflow retries) only when some records hit transient errors; the retry resumes
+    them through the ID map's write-intent protocol and cannot create duplicates.
+
+    :param decisions: one batch of decisions from :class:`MatchOperator`.
+    """
+
+    template_fields: Sequence[str] = (*SyncStepOperator.template_fields, "decisions")
+
+    def __init__(self, *, decisions: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.decisions = decisions
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        result: BatchResult = self.engine(context).upsert(decisions_from_xcom(self.decisions or []))
+        log.info("%s/%s: %s", self.pair, self.entity, dict(result.counts))
+        if result.retry_later:
+            raise RetryableApiError(
+                f"{len(result.retry_later)} {self.entity} record(s) hit transient errors and will be retried: "
+                + ", ".join(result.retry_later[:10]),
+                system=self.pair,
+            )
+        return result.as_dict()
+
+
+class SyncSummaryOperator(BaseOperator):
+    """Per-entity summary (read / created / updated / unchanged / quarantined) in the log and XCom;
+    advances each stream's watermark when all of its batches succeeded (never for backfills).
+
+    :param pair: the integration.
+    :param streams: entity -> (extract task id, upsert task id).
+    """
+
+    def __init__(self, *, pair: str, streams: Mapping[str, tuple[str, str]], **kwargs: Any) -> None:
+        kwargs.setdefault("trigger_rule", "all_done")
+        super().__init__(**kwargs)
+        self.pair = pair
+        self.streams = dict(streams)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_mlconnector.state import get_state_store
+
+        ti = context["ti"]
+        store = get_state_store()
+        summary: dict[str, Any] = {}
+        failed: list[str] = []
+        for entity, (extract_id, upsert_id) in self.streams.items():
+            window = ti.xcom_pull(task_ids=extract_id, key="window") or {}
+            results = _as_list(ti.xcom_pull(task_ids=upsert_id))
+            counts: Counter[str] = Counter({"read": int(window.get("read") or 0)})
+            for item in results:
+                counts.update(item.get("counts", {}))
+            counts["skipped"] += counts.pop("in_progress_elsewhere", 0)
+            summary[entity] = dict(counts)
+            # A failed mapped upsert pushes no result: fewer results than batches means a failure.
+            if not window or len(results) < int(window.get("batches") or 0):
+                failed.append(entity)
+            elif not window.get("is_backfill") and not (context.get("params") or {}).get("dry_run"):
+                # Backfills never move the live watermark (a later window would skip the gap).
+                store.watermarks.advance(self.pair, entity, window["tenant"], datetime.fromisoformat(window["end"]))
+        log.info("%s summary:\n%s", self.pair, format_summary(summary))
+        if failed:
+            raise RetryableApiError(f"streams with failed batches: {', '.join(failed)}", system=self.pair)
+        return {"pair": self.pair, "entities": summary, "dead_letters_open": _open_letters(store, self.pair)}
+
+
+def _as_list(value: Any) -> list[dict[str, Any]]:
+    if value is None:
+        return []
+    if isinstance(value, dict):
+        return [value]
+    return [v for v in value if isinstance(v, dict)]
+
+
+def _open_letters(store: StateStore, pair: str) -> list[dict[str, Any]]:
+    return [
+        {"id": d.id, "entity": d.entity, "source_id": d.source_id, "reason": d.reason, "kind": d.error_kind}
+        for d in store.dead_letters.list(status="open", pair=pair)
+    ]
+
+
+def format_summary(summary: Mapping[str, Mapping[str, int]]) -> str:
+    header = f"{'entity':<14}" + "".join(f"{c:>17}" for c in SUMMARY_COLUMNS)
+    rows = [header]
+    for entity, counts in summary.items():
+        rows.append(f"{entity:<14}" + "".join(f"{counts.get(c, 0):>17}" for c in SUMMARY_COLUMNS))
+    return "\n".join(rows)

@@ -1,0 +1,1 @@
+"""One module per integration pair: field mappings, natural keys and entity specs."""
