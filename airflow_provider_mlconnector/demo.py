@@ -1,0 +1,273 @@
+"""``make demo`` / ``make up``: every integration DAG against the sandbox, on a real Airflow.
+
+``python -m airflow_provider_mlconnector.demo run --home DIR``
+    starts the sandbox (seeded with the demo story), prepares an Airflow home (SQLite), creates
+    the connections (pointing at the sandbox) and pools, starts ``airflow standalone``
+    (api-server, scheduler, dag-processor, triggerer), unpauses and triggers each integration DAG,
+    waits for the runs, prints a summary table per DAG and the dead letters, then stops
+    everything. Exits non-zero if a run failed.
+``python -m airflow_provider_mlconnector.demo up --home DIR``
+    the same, but leaves Airflow and the sandbox running and prints the UI address and login.
+``python -m airflow_provider_mlconnector.demo down --home DIR``
+    stops what ``up`` started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+INTEGRATION_DAGS = ("freshbooks_to_bill",)
+POOLS = {
+    "bill_api": (3, "BILL allows 3 concurrent requests per organization"),
+    "quickbooks_api": (10, "QuickBooks allows 10 concurrent requests per realm"),
+}
+UI_USER = "admin"
+
+
+@dataclass
+class DemoEnv:
+    home: Path
+    sandbox_port: int
+    api_port: int
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.home / "airflow"
+
+    @property
+    def sandbox_url(self) -> str:
+        return f"http://127.0.0.1:{self.sandbox_port}"
+
+    @cached_property
+    def environ_cached(self) -> dict[str, str]:
+        return self._build_environ()
+
+    def environ(self) -> dict[str, str]:
+        """The environment every Airflow process of the demo runs with."""
+        return dict(self.environ_cached)
+
+    def _build_environ(self) -> dict[str, str]:
+        from airflow_provider_mlconnector.sandbox.core import Sandbox
+
+        env = dict(os.environ)
+        # `airflow standalone` starts its components as `airflow ...` from PATH: use this venv's.
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        env.update(
+            {
+                "AIRFLOW_HOME": str(self.airflow_home),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__CORE__PARALLELISM": "8",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{UI_USER}:admin",
+                "AIRFLOW__CORE__FERNET_KEY": self._secret_file("airflow_fernet.key"),
+                "AIRFLOW__API__PORT": str(self.api_port),
+                "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{self.api_port}",
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.api_port}/execution/",
+                "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5",
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+                "MLCONNECTOR_STATE_URL": f"sqlite:///{self.home / 'mlconnector_state.db'}",
+                "MLCONNECTOR_FERNET_KEY": self._secret_file("mlconnector_fernet.key"),
+            }
+        )
+        for name, conn in Sandbox().connections(self.sandbox_url).items():
+            env[f"AIRFLOW_CONN_{name.upper()}_DEFAULT"] = json.dumps(conn)
+        return env
+
+    def _secret_file(self, name: str) -> str:
+        from cryptography.fernet import Fernet
+
+        path = self.home / name
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(Fernet.generate_key().decode())
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+
+def free_port(preferred: int) -> int:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", preferred))
+            return preferred
+        except OSError:
+            sock.bind(("127.0.0.1", 0))
+            port: int = sock.getsockname()[1]
+            return port
+
+
+def airflow(env: DemoEnv, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "airflow", *args],
+        env=env.environ(),
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=timeout,
+    )
+
+
+def start(env: DemoEnv, log_name: str, argv: Sequence[str]) -> subprocess.Popen[bytes]:
+    log_file = (env.home / log_name).open("ab")
+    process = subprocess.Popen(
+        list(argv), env=env.environ(), stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    (env.home / f"{log_name}.pid").write_text(str(process.pid))
+    return process
+
+
+def wait_for(url: str, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=2).status_code < 500:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    raise SystemExit(f"{what} did not come up at {url} within {timeout:.0f}s")
+
+
+def prepare(env: DemoEnv, *, seed: dict[str, Any] | None) -> None:
+    env.home.mkdir(parents=True, exist_ok=True)
+    start(
+        env,
+        "sandbox.log",
+        [sys.executable, "-m", "airflow_provider_mlconnector.sandbox", "--port", str(env.sandbox_port)],
+    )
+    wait_for(f"{env.sandbox_url}/_sandbox/requests/counts", 30, "the sandbox")
+    from airflow_provider_mlconnector.sandbox.server import SandboxControl
+
+    control = SandboxControl(env.sandbox_url)
+    control.reset()
+    if seed is None:
+        control.seed_demo()
+    else:
+        control.seed(seed)
+    airflow(env, "db", "migrate")
+    for pool, (slots, description) in POOLS.items():
+        airflow(env, "pools", "set", pool, str(slots), description)
+    start(env, "airflow.log", [sys.executable, "-m", "airflow", "standalone"])
+    wait_for(f"http://127.0.0.1:{env.api_port}/api/v2/version", 180, "the Airflow API server")
+
+
+def wait_until_parsed(env: DemoEnv, dag_ids: Sequence[str], timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        listed = airflow(env, "dags", "list", "-o", "json", check=False)
+        if listed.returncode == 0:
+            known = {d["dag_id"] for d in json.loads(listed.stdout or "[]")}
+            if set(dag_ids) <= known:
+                return
+        time.sleep(2)
+    errors = airflow(env, "dags", "list-import-errors", check=False).stdout
+    raise SystemExit(f"DAGs not parsed within {timeout:.0f}s: {dag_ids}\n{errors}")
+
+
+def trigger_and_wait(env: DemoEnv, dag_id: str, run_id: str, timeout: float = 900) -> str:
+    airflow(env, "dags", "unpause", dag_id)
+    airflow(env, "dags", "trigger", dag_id, "--run-id", run_id)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = json.loads(airflow(env, "dags", "list-runs", dag_id, "-o", "json").stdout or "[]")
+        state = next((r["state"] for r in runs if r["run_id"] == run_id), None)
+        if state in ("success", "failed"):
+            return str(state)
+        time.sleep(3)
+    return "timed out"
+
+
+def summarize(env: DemoEnv, dag_id: str, run_id: str) -> dict[str, Counter[str]]:
+    """Per-entity action counts of one run, read from the state store's audit trail."""
+    os.environ.update({k: v for k, v in env.environ().items() if k.startswith("MLCONNECTOR_")})
+    from airflow_provider_mlconnector.state import get_state_store
+
+    get_state_store.cache_clear()
+    table: dict[str, Counter[str]] = {}
+    for row in get_state_store().audit.for_run(dag_id, run_id):
+        action = str(row.action.value if hasattr(row.action, "value") else row.action)
+        if action == "unchanged" and (row.summary or {}).get("skipped"):
+            action = "skipped"
+        table.setdefault(row.entity, Counter())[action] += 1
+    return table
+
+
+def print_report(env: DemoEnv, results: dict[str, tuple[str, str]]) -> None:
+    from airflow_provider_mlconnector.state import get_state_store
+
+    columns = ("created", "updated", "matched_existing", "unchanged", "skipped", "quarantined", "failed")
+    for dag_id, (run_id, state) in results.items():
+        print(f"\n== {dag_id}  run {run_id}: {state}")
+        print(f"  {'entity':<10}" + "".join(f"{c:>17}" for c in ("read", *columns)))
+        for entity, counts in summarize(env, dag_id, run_id).items():
+            read = sum(v for k, v in counts.items() if k in columns and k not in ("failed",))
+            print(f"  {entity:<10}{read:>17}" + "".join(f"{counts.get(c, 0):>17}" for c in columns))
+    letters = get_state_store().dead_letters.list(status="open")
+    print(f"\n== dead letters ({len(letters)} open)")
+    for letter in letters:
+        print(f"  #{letter.id} {letter.pair}/{letter.entity} {letter.source_id}: {letter.reason}")
+
+
+def stop(env: DemoEnv) -> None:
+    for name in ("airflow.log.pid", "sandbox.log.pid"):
+        pid_file = env.home / name
+        if pid_file.exists():
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.killpg(int(pid_file.read_text()), signal.SIGTERM)
+            pid_file.unlink()
+
+
+def run_demo(env: DemoEnv, *, keep_running: bool, seed: dict[str, Any] | None = None) -> int:
+    stop(env)
+    prepare(env, seed=seed)
+    try:
+        wait_until_parsed(env, INTEGRATION_DAGS)
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        results = {dag: (f"demo_{stamp}", trigger_and_wait(env, dag, f"demo_{stamp}")) for dag in INTEGRATION_DAGS}
+        print_report(env, results)
+        if keep_running:
+            print(f"\nAirflow UI: http://127.0.0.1:{env.api_port}  (login {UI_USER} / admin)")
+            print(f"Sandbox:    {env.sandbox_url}/_sandbox/requests/counts")
+        failed = [dag for dag, (_, state) in results.items() if state != "success"]
+        if failed:
+            print(f"\nFAILED: {', '.join(failed)} (logs under {env.airflow_home / 'logs'})")
+            return 1
+        return 0
+    finally:
+        if not keep_running:
+            stop(env)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m airflow_provider_mlconnector.demo")
+    parser.add_argument("command", choices=("run", "up", "down"))
+    parser.add_argument("--home", type=Path, default=REPO / ".demo")
+    parser.add_argument("--sandbox-port", type=int, default=8900)
+    parser.add_argument("--api-port", type=int, default=8080)
+    args = parser.parse_args(argv)
+    env = DemoEnv(args.home.resolve(), free_port(args.sandbox_port), free_port(args.api_port))
+    if args.command == "down":
+        stop(env)
+        return 0
+    return run_demo(env, keep_running=args.command == "up")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
