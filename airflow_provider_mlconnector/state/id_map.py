@@ -1,0 +1,427 @@
+"""The ID map: which target record each source record became, and the write-intent protocol.
+
+The vendors offer no idempotency keys, so "create exactly once" rests on this table. A caller
+about to create a record in the target system first *claims* it, which durably records a
+``pending`` intent; only then does it call the vendor, and afterwards it *completes* the claim
+with the new target id. Two unique constraints make the database the referee:
+
+* ``(pair, entity, source_tenant, source_id)``: one mapping per source record;
+* ``(pair, entity, target_tenant, natural_key)``: one mapping per natural key in the target, so
+  two source records that would create the same target record cannot both go ahead.
+
+Typical use in an upsert step::
+
+    claim = store.id_map.claim(pair, "bill", src_tenant, src_id, tgt_tenant, nk, owner)
+    if claim.outcome == "synced":      # already mapped: update if the fingerprint changed
+        ...
+    elif claim.outcome == "busy":      # another run holds a live lease: skip, a later run retries
+        ...
+    elif claim.outcome == "conflict":  # natural key taken by another source record: dead-letter
+        ...
+    else:                              # "claimed", or "recovering" after a crash
+        found = target.find_by_natural_key(nk) if claim.outcome == "recovering" else None
+        try:
+            target_id = found or target.create(record)
+        except RecordRejectedError:
+            store.id_map.release(pair, "bill", src_tenant, src_id, owner=owner)
+            raise
+        store.id_map.complete(pair, "bill", src_tenant, src_id, target_id, fingerprint)
+
+``owner`` names the writer, e.g. ``"dag_id/run_id/task_id"`` (append the map index for mapped
+tasks). Task retries keep the owner, so a retry finds its own pending intent and gets
+``recovering``: the earlier attempt may have created the record before it died, hence the look-up.
+"""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.exc import IntegrityError
+
+from airflow_provider_mlconnector.state import schema
+from airflow_provider_mlconnector.state.db import Database
+from airflow_provider_mlconnector.state.errors import IdMapConflictError, StateError
+from airflow_provider_mlconnector.state.schema import TextEnum, utcnow
+
+log = logging.getLogger(__name__)
+
+_T = schema.id_map
+# Each round either settles the claim or observed another writer change the row; a handful of
+# rounds only runs out under pathological contention.
+_MAX_ROUNDS = 5
+
+
+class MappingStatus(TextEnum):
+    """State of an ID-map row."""
+
+    PENDING = "pending"
+    SYNCED = "synced"
+
+
+class ClaimOutcome(TextEnum):
+    """What a :meth:`IdMap.claim` caller may do next (compares equal to its string value)."""
+
+    CLAIMED = "claimed"  # fresh intent: create the record
+    RECOVERING = "recovering"  # an earlier intent exists: look up by natural key, create if absent
+    BUSY = "busy"  # another owner holds a live lease: do not create
+    SYNCED = "synced"  # already mapped: do not create
+    CONFLICT = "conflict"  # the natural key is mapped to another source record: do not create
+
+
+@dataclass(frozen=True)
+class IdMapping:
+    """One row of the ID map."""
+
+    pair: str
+    entity: str
+    source_tenant: str
+    source_id: str
+    target_tenant: str
+    target_id: str | None
+    natural_key: str | None
+    fingerprint: str | None
+    status: MappingStatus
+    claimed_by: str | None
+    claimed_at: datetime | None
+    last_synced_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: RowMapping) -> IdMapping:
+        values = {field.name: row[field.name] for field in dataclasses.fields(cls)}
+        values["status"] = MappingStatus(values["status"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The answer to :meth:`IdMap.claim`; ``mapping`` is the row as it stands after the claim."""
+
+    outcome: ClaimOutcome
+    mapping: IdMapping
+
+    @property
+    def may_write(self) -> bool:
+        """True when this caller owns the intent (``claimed`` or ``recovering``)."""
+        return self.outcome in (ClaimOutcome.CLAIMED, ClaimOutcome.RECOVERING)
+
+
+def content_fingerprint(record: Any) -> str:
+    """A stable SHA-256 of a JSON-able record, to skip writing records that did not change."""
+    canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _source(pair: str, entity: str, source_tenant: str, source_id: str) -> sa.ColumnElement[bool]:
+    return sa.and_(
+        _T.c.pair == pair,
+        _T.c.entity == entity,
+        _T.c.source_tenant == source_tenant,
+        _T.c.source_id == source_id,
+    )
+
+
+def _fetch(conn: Connection, where: sa.ColumnElement[bool], *, lock: bool = False) -> IdMapping | None:
+    query = sa.select(_T).where(where).order_by(_T.c.id).limit(1)
+    if lock:
+        query = query.with_for_update()  # a no-op on SQLite, whose write transactions are exclusive
+    row = conn.execute(query).mappings().first()
+    return IdMapping.from_row(row) if row is not None else None
+
+
+def _equal_or_null(column: sa.Column[Any], value: Any) -> sa.ColumnElement[bool]:
+    return column.is_(None) if value is None else column == value
+
+
+class IdMap:
+    """Source-to-target ID mappings with a claim/complete protocol that prevents double creates."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    # ------------------------------------------------------------------ reads
+
+    def get(self, pair: str, entity: str, source_tenant: str, source_id: str) -> IdMapping | None:
+        """The mapping of one source record, pending or synced."""
+        with self._db.read() as conn:
+            return _fetch(conn, _source(pair, entity, source_tenant, source_id))
+
+    def get_by_target(self, pair: str, entity: str, target_tenant: str, target_id: str) -> IdMapping | None:
+        """The mapping that points at a target record (the oldest, if several sources merged into it)."""
+        where = sa.and_(
+            _T.c.pair == pair,
+            _T.c.entity == entity,
+            _T.c.target_tenant == target_tenant,
+            _T.c.target_id == target_id,
+        )
+        with self._db.read() as conn:
+            return _fetch(conn, where)
+
+    def get_by_natural_key(self, pair: str, entity: str, target_tenant: str, natural_key: str) -> IdMapping | None:
+        """The mapping that owns a natural key in the target tenant."""
+        where = sa.and_(
+            _T.c.pair == pair,
+            _T.c.entity == entity,
+            _T.c.target_tenant == target_tenant,
+            _T.c.natural_key == natural_key,
+        )
+        with self._db.read() as conn:
+            return _fetch(conn, where)
+
+    def list(self, pair: str, entity: str, source_tenant: str | None = None) -> builtins.list[IdMapping]:
+        """All mappings of one entity, oldest first, for reports."""
+        query = sa.select(_T).where(_T.c.pair == pair, _T.c.entity == entity).order_by(_T.c.id)
+        if source_tenant is not None:
+            query = query.where(_T.c.source_tenant == source_tenant)
+        with self._db.read() as conn:
+            return [IdMapping.from_row(row) for row in conn.execute(query).mappings()]
+
+    # ------------------------------------------------------------------ write intent
+
+    def claim(
+        self,
+        pair: str,
+        entity: str,
+        source_tenant: str,
+        source_id: str,
+        target_tenant: str,
+        natural_key: str | None,
+        owner: str,
+        lease_seconds: float = 900,
+    ) -> Claim:
+        """Record the intent to create a source record in the target, before calling the vendor.
+
+        :param natural_key: the target-side identity (e.g. ``"bill_number|vendor"``); ``None``
+            when the entity has none, which gives up the cross-record duplicate guard.
+        :param owner: who claims, stable across retries of the same task.
+        :param lease_seconds: how old another owner's pending claim must be before it is taken over.
+        """
+        for _ in range(_MAX_ROUNDS):
+            existing = self.get(pair, entity, source_tenant, source_id)
+            if existing is None:
+                claim = self._insert_intent(pair, entity, source_tenant, source_id, target_tenant, natural_key, owner)
+            elif existing.status is MappingStatus.SYNCED:
+                return Claim(ClaimOutcome.SYNCED, existing)
+            elif existing.claimed_by != owner and not _lease_expired(existing, lease_seconds):
+                return Claim(ClaimOutcome.BUSY, existing)
+            else:
+                claim = self._take_over(existing, owner)
+            if claim is not None:
+                return claim
+        raise StateError(f"could not claim {pair}/{entity}/{source_tenant}/{source_id}: row kept changing")
+
+    def _insert_intent(
+        self,
+        pair: str,
+        entity: str,
+        source_tenant: str,
+        source_id: str,
+        target_tenant: str,
+        natural_key: str | None,
+        owner: str,
+    ) -> Claim | None:
+        now = utcnow()
+        values: dict[str, Any] = {
+            "pair": pair,
+            "entity": entity,
+            "source_tenant": source_tenant,
+            "source_id": source_id,
+            "target_tenant": target_tenant,
+            "target_id": None,
+            "natural_key": natural_key,
+            "fingerprint": None,
+            "status": MappingStatus.PENDING.value,
+            "claimed_by": owner,
+            "claimed_at": now,
+            "last_synced_at": None,
+            "created_at": now,
+            "updated_at": now,
+        }
+        try:
+            with self._db.write() as conn:
+                conn.execute(sa.insert(_T).values(**values))
+        except IntegrityError:
+            # Either another writer inserted this very record first (the next round reads its
+            # row), or the natural key already belongs to a different source record.
+            if self.get(pair, entity, source_tenant, source_id) is not None or natural_key is None:
+                return None
+            other = self.get_by_natural_key(pair, entity, target_tenant, natural_key)
+            return Claim(ClaimOutcome.CONFLICT, other) if other is not None else None
+        values["status"] = MappingStatus.PENDING
+        return Claim(ClaimOutcome.CLAIMED, IdMapping(**values))
+
+    def _take_over(self, existing: IdMapping, owner: str) -> Claim | None:
+        # Compare-and-set on the claim we saw: if two takers race, exactly one UPDATE matches.
+        now = utcnow()
+        where = sa.and_(
+            _source(existing.pair, existing.entity, existing.source_tenant, existing.source_id),
+            _T.c.status == MappingStatus.PENDING.value,
+            _equal_or_null(_T.c.claimed_by, existing.claimed_by),
+            _equal_or_null(_T.c.claimed_at, existing.claimed_at),
+        )
+        with self._db.write() as conn:
+            result = conn.execute(sa.update(_T).where(where).values(claimed_by=owner, claimed_at=now, updated_at=now))
+        if result.rowcount != 1:
+            return None
+        if existing.claimed_by != owner:
+            log.warning(
+                "taking over the expired claim of %s on %s/%s/%s/%s",
+                existing.claimed_by,
+                existing.pair,
+                existing.entity,
+                existing.source_tenant,
+                existing.source_id,
+            )
+        mapping = dataclasses.replace(existing, claimed_by=owner, claimed_at=now, updated_at=now)
+        return Claim(ClaimOutcome.RECOVERING, mapping)
+
+    def complete(
+        self,
+        pair: str,
+        entity: str,
+        source_tenant: str,
+        source_id: str,
+        target_id: str,
+        fingerprint: str | None,
+    ) -> IdMapping:
+        """Mark a claimed record as created: store its target id and release the claim.
+
+        Idempotent for the same ``target_id``. Raises :class:`IdMapConflictError` if the record is
+        already mapped to a *different* target id (a duplicate now exists in the target), and
+        :class:`StateError` if there is no row (the intent was released meanwhile).
+        """
+        now = utcnow()
+        with self._db.write() as conn:
+            existing = _fetch(conn, _source(pair, entity, source_tenant, source_id), lock=True)
+            if existing is None:
+                raise StateError(
+                    f"no intent recorded for {pair}/{entity}/{source_tenant}/{source_id} "
+                    f"(target id {target_id}); record it with record()"
+                )
+            if existing.status is MappingStatus.SYNCED and existing.target_id != target_id:
+                raise IdMapConflictError(
+                    f"{pair}/{entity}/{source_tenant}/{source_id} is already mapped to "
+                    f"{existing.target_id}; {target_id} is probably a duplicate in the target",
+                    existing=existing,
+                )
+            changes: dict[str, Any] = {
+                "target_id": target_id,
+                "fingerprint": fingerprint,
+                "status": MappingStatus.SYNCED.value,
+                "claimed_by": None,
+                "claimed_at": None,
+                "last_synced_at": now,
+                "updated_at": now,
+            }
+            where = _source(pair, entity, source_tenant, source_id)
+            conn.execute(sa.update(_T).where(where).values(**changes))
+            mapping = _fetch(conn, where)
+        assert mapping is not None  # written in this very transaction
+        return mapping
+
+    def release(self, pair: str, entity: str, source_tenant: str, source_id: str, *, owner: str | None = None) -> bool:
+        """Drop a pending intent after the create definitively failed (e.g. a validation error).
+
+        Synced mappings are never touched. With ``owner``, only that owner's intent is dropped.
+        Returns whether a row was deleted.
+        """
+        where = sa.and_(_source(pair, entity, source_tenant, source_id), _T.c.status == MappingStatus.PENDING.value)
+        if owner is not None:
+            where = sa.and_(where, _T.c.claimed_by == owner)
+        with self._db.write() as conn:
+            return conn.execute(sa.delete(_T).where(where)).rowcount == 1
+
+    def record(
+        self,
+        pair: str,
+        entity: str,
+        source_tenant: str,
+        source_id: str,
+        target_tenant: str,
+        target_id: str,
+        natural_key: str | None,
+        fingerprint: str | None,
+    ) -> IdMapping:
+        """Upsert a synced mapping: after matching an existing target record, or after an update.
+
+        ``natural_key=None`` keeps the stored one. Raises :class:`IdMapConflictError` when the
+        natural key is already mapped to another source record.
+        """
+        for _ in range(_MAX_ROUNDS):
+            try:
+                return self._upsert_synced(
+                    pair, entity, source_tenant, source_id, target_tenant, target_id, natural_key, fingerprint
+                )
+            except IntegrityError:
+                if natural_key is None:
+                    continue
+                other = self.get_by_natural_key(pair, entity, target_tenant, natural_key)
+                if other is not None and (other.source_tenant, other.source_id) != (source_tenant, source_id):
+                    raise IdMapConflictError(
+                        f"natural key {natural_key!r} of {pair}/{entity} in {target_tenant} is already "
+                        f"mapped to source record {other.source_tenant}/{other.source_id}",
+                        existing=other,
+                    ) from None
+        raise StateError(f"could not record {pair}/{entity}/{source_tenant}/{source_id}: row kept changing")
+
+    def _upsert_synced(
+        self,
+        pair: str,
+        entity: str,
+        source_tenant: str,
+        source_id: str,
+        target_tenant: str,
+        target_id: str,
+        natural_key: str | None,
+        fingerprint: str | None,
+    ) -> IdMapping:
+        now = utcnow()
+        where = _source(pair, entity, source_tenant, source_id)
+        values: dict[str, Any] = {
+            "target_tenant": target_tenant,
+            "target_id": target_id,
+            "fingerprint": fingerprint,
+            "status": MappingStatus.SYNCED.value,
+            "claimed_by": None,
+            "claimed_at": None,
+            "last_synced_at": now,
+            "updated_at": now,
+        }
+        with self._db.write() as conn:
+            existing = _fetch(conn, where, lock=True)
+            if existing is None:
+                identity = {"pair": pair, "entity": entity, "source_tenant": source_tenant, "source_id": source_id}
+                conn.execute(sa.insert(_T).values(**identity, **values, natural_key=natural_key, created_at=now))
+            else:
+                if existing.target_id not in (None, target_id):
+                    log.warning(
+                        "re-mapping %s/%s/%s/%s from %s to %s",
+                        pair,
+                        entity,
+                        source_tenant,
+                        source_id,
+                        existing.target_id,
+                        target_id,
+                    )
+                # natural_key=None keeps the stored key (callers updating a record may not know it)
+                key = {"natural_key": natural_key} if natural_key is not None else {}
+                conn.execute(sa.update(_T).where(where).values(**values, **key))
+            mapping = _fetch(conn, where)
+        assert mapping is not None  # written in this very transaction
+        return mapping
+
+
+def _lease_expired(mapping: IdMapping, lease_seconds: float) -> bool:
+    if mapping.claimed_at is None:
+        return True
+    return utcnow() >= mapping.claimed_at + timedelta(seconds=lease_seconds)
