@@ -13,6 +13,7 @@ batches (``EntitySpec.batch_size`` records), so large volumes become mapped task
 from __future__ import annotations
 
 import logging
+import resource
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -70,6 +71,12 @@ class SyncStepOperator(BaseOperator):
         return SyncEngine(spec, store, run_info(context))
 
     @staticmethod
+    def record_peak_memory(context: Context) -> None:
+        """Push this task process's peak RSS (MiB) as XCom ``peak_rss_mb`` (read by the benchmark)."""
+        peak_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        context["ti"].xcom_push(key="peak_rss_mb", value=peak_mb)
+
+    @staticmethod
     def _hook(conn_id: str, store: StateStore) -> Any:
         return BaseHook.get_connection(conn_id).get_hook(hook_params={"state_store": store})  # type: ignore[no-untyped-call]
 
@@ -116,6 +123,7 @@ class ExtractOperator(SyncStepOperator):
             window = type(window)(start=None, end=window.end, is_backfill=window.is_backfill)
         replay = [int(i) for i in (params.get("replay_dead_letters") or [])]
         batches = engine.extract(window, replay_ids=replay)
+        self.record_peak_memory(context)
         read = sum(len(b) for b in batches)
         log.info(
             "%s/%s: read %d records in %d batches for window %s", spec.pair, spec.entity, read, len(batches), window
@@ -149,6 +157,7 @@ class MatchOperator(SyncStepOperator):
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
         decisions = self.engine(context).match(list(self.records or []))
+        self.record_peak_memory(context)
         log.info("%s/%s: %s", self.pair, self.entity, dict(Counter(d.action for d in decisions)))
         return decisions_to_xcom(decisions)
 
@@ -170,6 +179,7 @@ class UpsertOperator(SyncStepOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         result: BatchResult = self.engine(context).upsert(decisions_from_xcom(self.decisions or []))
+        self.record_peak_memory(context)
         log.info("%s/%s: %s", self.pair, self.entity, dict(result.counts))
         if result.retry_later:
             raise RetryableApiError(

@@ -1,0 +1,135 @@
+"""Benchmark: sync N FreshBooks bills (with their vendors) into BILL through ``freshbooks_to_bill``.
+
+A benchmark, not a test: it runs the DAG through a real Airflow scheduler (``airflow standalone``,
+LocalExecutor) against the sandbox with injected latency on every call and BILL's real limit of
+3 concurrent requests per organization, then reports:
+
+* wall time of the run (trigger to success) and of a no-change rerun;
+* calls per endpoint and per record, read from the sandbox's request log;
+* the lower bound: the minimum number of BILL calls (one create per vendor and per bill) times
+  the latency divided by the allowed concurrency (3), and our ratio to it;
+* DAG file parse time and the peak memory of each task process.
+
+Usage::
+
+    python benchmarks/bench_freshbooks_to_bill.py --bills 1000 --vendors 100 --latency-ms 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import requests
+
+from airflow_provider_mlconnector.demo import DemoEnv, free_port, prepare, stop, trigger_and_wait, wait_until_parsed
+from airflow_provider_mlconnector.sandbox.server import SandboxControl
+
+ROOT = Path(__file__).resolve().parents[1]
+DAG_ID = "freshbooks_to_bill"
+BILL_CONCURRENCY = 3
+
+
+def parse_time() -> float:
+    code = (
+        "import time, runpy, airflow.sdk;t=time.perf_counter();"
+        f"runpy.run_path({str(ROOT / 'dags' / (DAG_ID + '.py'))!r});print(time.perf_counter()-t)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def api_token(env: DemoEnv) -> str:
+    response = requests.post(
+        f"http://127.0.0.1:{env.api_port}/auth/token", json={"username": "admin", "password": "admin"}, timeout=30
+    )
+    response.raise_for_status()
+    return str(response.json()["access_token"])
+
+
+def peak_memory(env: DemoEnv, run_id: str) -> dict[str, float]:
+    """Max peak RSS (MiB) per task id, from the ``peak_rss_mb`` XComs the operators push."""
+    headers = {"Authorization": f"Bearer {api_token(env)}"}
+    url = f"http://127.0.0.1:{env.api_port}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/~/xcomEntries"
+    response = requests.get(url, params={"xcom_key": "peak_rss_mb", "limit": 1000}, headers=headers, timeout=30)
+    response.raise_for_status()
+    peaks: dict[str, float] = {}
+    for entry in response.json().get("xcom_entries", []):
+        value = entry.get("value")
+        if value is None:
+            item = requests.get(
+                f"http://127.0.0.1:{env.api_port}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/"
+                f"{entry['task_id']}/xcomEntries/peak_rss_mb",
+                params={"map_index": entry.get("map_index", -1)},
+                headers=headers,
+                timeout=30,
+            ).json()
+            value = item.get("value")
+        peaks[entry["task_id"]] = max(peaks.get(entry["task_id"], 0.0), float(json.loads(str(value))))
+    return peaks
+
+
+def timed_run(env: DemoEnv, control: SandboxControl, run_id: str) -> tuple[float, str, Counter[str]]:
+    control.clear_requests()
+    started = time.monotonic()
+    state = trigger_and_wait(env, DAG_ID, run_id, timeout=7200)
+    elapsed = time.monotonic() - started
+    return elapsed, state, Counter(control.request_counts())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bills", type=int, default=1000)
+    parser.add_argument("--vendors", type=int, default=100)
+    parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument("--home", type=Path, default=ROOT / ".bench")
+    args = parser.parse_args()
+
+    env = DemoEnv(args.home.resolve(), free_port(8910), free_port(8090))
+    stop(env)
+    prepare(env, seed={})
+    control = SandboxControl(env.sandbox_url)
+    try:
+        control.reset()
+        control.seed_demo()  # BILL's chart of accounts and the demo vendors
+        control.generate({"freshbooks": {"bill_vendors": args.vendors, "bills": args.bills}})
+        for system in ("freshbooks", "bill"):
+            control.latency(system, args.latency_ms)
+        wait_until_parsed(env, [DAG_ID])
+
+        first, state1, calls1 = timed_run(env, control, "bench_first")
+        second, state2, calls2 = timed_run(env, control, "bench_rerun")
+        peaks = peak_memory(env, "bench_first")
+    finally:
+        stop(env)
+
+    bill_calls = sum(v for k, v in calls1.items() if k.startswith("bill "))
+    bill_writes = sum(v for k, v in calls1.items() if k.startswith("bill POST /connect/v3/") and "login" not in k)
+    minimum_calls = args.vendors + args.bills  # one create per new vendor and per new bill
+    lower_bound = minimum_calls * args.latency_ms / 1000 / BILL_CONCURRENCY
+    report = {
+        "bills": args.bills,
+        "vendors": args.vendors,
+        "latency_ms": args.latency_ms,
+        "first_run": {"state": state1, "wall_s": round(first, 1)},
+        "no_change_rerun": {"state": state2, "wall_s": round(second, 1), "calls": dict(calls2)},
+        "calls_per_endpoint": dict(sorted(calls1.items())),
+        "bill_calls": bill_calls,
+        "bill_writes": bill_writes,
+        "calls_per_record": round(sum(calls1.values()) / max(1, args.bills), 2),
+        "lower_bound_s": round(lower_bound, 1),
+        "ratio_to_lower_bound": round(first / lower_bound, 2) if lower_bound else None,
+        "dag_parse_s": round(parse_time(), 3),
+        "peak_rss_mb_per_task": peaks,
+    }
+    print(json.dumps(report, indent=2))
+    return 0 if state1 == state2 == "success" else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
