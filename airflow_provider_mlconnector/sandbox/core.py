@@ -6,7 +6,8 @@ routes (vendor paths, auth checks, vendor-shaped errors) and its demo data, and 
 latency and fault injection, and serves the control plane under ``/_sandbox``:
 
 ==========================================  =====================================================
-``POST /_sandbox/reset[?system=S]``           empty state (all systems, or one)
+``POST /_sandbox/reset[?system=S]``           empty state and default switches (all systems,
+                                              or one); a full reset also rewinds the clock
 ``POST /_sandbox/seed``                       ``{"demo": true}`` | ``{"fixtures": {S: {...}}}`` |
                                               ``{"generate": {S: {entity: N}}}``
 ``POST /_sandbox/faults``                     ``{"system", "kind", "count"=1, "method"?, "path"?,
@@ -388,8 +389,10 @@ class Sandbox:
         for name, emulator in self.systems.items():
             if system in (None, name):
                 with emulator.lock:
+                    emulator.switches = dict(emulator.default_switches)
                     emulator.reset()
         if system is None:
+            self.ctx.clock.offset = 0.0
             self.ctx.faults.clear()
             self.ctx.log.clear()
             self.ctx.latency_ms.clear()

@@ -1,0 +1,445 @@
+"""BigCommerceHook against the running sandbox, plus requests-mock for wire edge cases."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import requests
+import requests_mock
+from cryptography.fernet import Fernet
+
+from airflow_provider_mlconnector.core.http import RetrySettings
+from airflow_provider_mlconnector.exceptions import (
+    AuthError,
+    ConfigurationError,
+    NotFoundError,
+    RateLimitedError,
+    RecordRejectedError,
+    WriteOutcomeUnknownError,
+)
+from airflow_provider_mlconnector.hooks.bigcommerce import (
+    PAID_STATUS_IDS,
+    PARTIALLY_REFUNDED,
+    REFUNDED,
+    BigCommerceHook,
+    payment_state,
+    verify_signature,
+)
+from airflow_provider_mlconnector.sandbox.bigcommerce import ACCESS_TOKEN, CLIENT_SECRET, BigCommerceSandbox
+from airflow_provider_mlconnector.sandbox.server import RunningSandbox
+from airflow_provider_mlconnector.state import StateStore
+
+UTC = timezone.utc
+MOCK_BASE = "https://api.bigcommerce.test/stores/summit7x"
+
+
+class FakeTime:
+    """A monotonic clock moved only by ``sleep``; optionally fast-forwards the sandbox too."""
+
+    def __init__(self, control=None) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+        self.control = control
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+        if self.control is not None and seconds > 0:
+            self.control.advance_clock(seconds)
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    running = RunningSandbox(systems=[BigCommerceSandbox])
+    yield running
+    running.stop()
+
+
+@pytest.fixture(autouse=True)
+def _demo(sandbox):
+    sandbox.control.reset()
+    sandbox.control.seed_demo()
+    yield
+    system = sandbox.sandbox.systems["bigcommerce"]
+    system.switches.clear()
+    system.switches.update(BigCommerceSandbox.default_switches)
+
+
+@pytest.fixture
+def state_store(tmp_path):
+    store = StateStore(f"sqlite:///{tmp_path}/state.db", fernet_keys=[Fernet.generate_key().decode()])
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def make_hook(sandbox, monkeypatch, state_store):
+    def make(conn=None, fake=None, **kwargs):
+        connection = conn or sandbox.sandbox.systems["bigcommerce"].connection(f"{sandbox.url}/bigcommerce")
+        monkeypatch.setenv("AIRFLOW_CONN_BC_TEST", json.dumps(connection))
+        fake = fake or FakeTime(sandbox.control)
+        return BigCommerceHook(
+            "bc_test",
+            state_store=state_store,
+            sleep=fake.sleep,
+            clock=fake.clock,
+            retry=kwargs.pop("retry", RetrySettings(max_attempts=4, base_wait=0.01, max_wait=60)),
+            **kwargs,
+        )
+
+    return make
+
+
+@pytest.fixture
+def mock_hook(monkeypatch, state_store):
+    def make(fake=None, retry=None):
+        connection = {
+            "conn_type": "bigcommerce",
+            "host": "https://api.bigcommerce.test",
+            "password": ACCESS_TOKEN,
+            "extra": {"store_hash": "summit7x", "client_secret": CLIENT_SECRET},
+        }
+        monkeypatch.setenv("AIRFLOW_CONN_BC_MOCK", json.dumps(connection))
+        fake = fake or FakeTime()
+        return BigCommerceHook(
+            "bc_mock",
+            state_store=state_store,
+            sleep=fake.sleep,
+            clock=fake.clock,
+            retry=retry or RetrySettings(max_attempts=4, base_wait=0.01, max_wait=60),
+        )
+
+    return make
+
+
+def _requests(sandbox, route=None, status=None):
+    return [
+        r
+        for r in sandbox.control.requests("bigcommerce")
+        if (route is None or r["route"].endswith(route)) and (status is None or r["status"] == status)
+    ]
+
+
+# ---------------------------------------------------------------- connection and auth
+
+
+def test_test_connection_names_the_store(make_hook):
+    assert make_hook().test_connection() == (True, "BigCommerce store 'Summit Outfitters' (summit7x) reached")
+
+
+def test_wrong_token_fails_fast_and_clearly_without_leaking_it(sandbox, make_hook, caplog):
+    conn = sandbox.sandbox.systems["bigcommerce"].connection(f"{sandbox.url}/bigcommerce")
+    conn["password"] = "wrong-token-ab12cd34ef56"
+    hook = make_hook(conn)
+    caplog.set_level(logging.DEBUG)
+    ok, message = hook.test_connection()
+    assert ok is False
+    assert "HTTP 401" in message and "access token" in message
+    assert "wrong-token-ab12cd34ef56" not in message
+    assert len(_requests(sandbox)) == 1  # a static token cannot be refreshed: no retry
+    with pytest.raises(AuthError) as raised:
+        list(hook.iter_orders())
+    assert raised.value.renewable is False
+    assert "wrong-token-ab12cd34ef56" not in str(raised.value) + (raised.value.body or "")
+    assert "wrong-token-ab12cd34ef56" not in caplog.text and ACCESS_TOKEN not in caplog.text
+
+
+def test_unknown_store_hash_is_a_clear_failure(sandbox, make_hook):
+    conn = sandbox.sandbox.systems["bigcommerce"].connection(f"{sandbox.url}/bigcommerce")
+    conn["extra"]["store_hash"] = "wrong99"
+    ok, message = make_hook(conn).test_connection()
+    assert ok is False and "404" in message and "Store not found" in message
+
+
+def test_missing_store_hash_is_a_configuration_error(sandbox, make_hook):
+    conn = sandbox.sandbox.systems["bigcommerce"].connection(f"{sandbox.url}/bigcommerce")
+    conn["extra"] = {}
+    with pytest.raises(ConfigurationError, match="store_hash"):
+        make_hook(conn).get_store()
+
+
+def test_token_goes_in_x_auth_token_never_bearer(mock_hook):
+    hook = mock_hook()
+    with requests_mock.Mocker() as m:
+        m.get(f"{MOCK_BASE}/v2/store", json={"name": "Summit Outfitters"})
+        hook.get_store()
+        sent = m.request_history[0].headers
+    assert sent["X-Auth-Token"] == ACCESS_TOKEN
+    assert "Authorization" not in sent
+    assert sent["Accept"] == "application/json"
+
+
+def test_config_repr_hides_secrets(make_hook):
+    text = repr(make_hook().config)
+    assert ACCESS_TOKEN not in text and CLIENT_SECRET not in text and "summit7x" in text
+
+
+# ---------------------------------------------------------------- orders
+
+
+def test_iter_orders_pages_to_the_end(sandbox, make_hook):
+    hook = make_hook()
+    ids = [o["id"] for o in hook.iter_orders(page_size=4)]
+    assert ids == [100, 101, 102, 103, 104, 105, 106, 107]
+    pages = _requests(sandbox, "/v2/orders")
+    assert [p["status"] for p in pages] == [200, 200, 204]  # the 204 page ends the loop
+    sandbox.control.clear_requests()
+    assert len(list(hook.iter_orders(page_size=3))) == 8
+    assert [p["status"] for p in _requests(sandbox, "/v2/orders")] == [200, 200, 200]  # short page ends it
+
+
+def test_paid_orders_and_payment_states(make_hook):
+    hook = make_hook()
+    assert {2, 3, 8, 9, 10, 11} == PAID_STATUS_IDS
+    assert (PARTIALLY_REFUNDED, REFUNDED) == (14, 4)
+    states = {o["id"]: payment_state(o) for o in hook.iter_orders()}
+    assert states == {
+        100: "paid",
+        101: "paid",
+        102: "paid",
+        103: "unpaid",
+        104: "unpaid",
+        105: "refunded",
+        106: "partially_refunded",
+        107: "paid",
+    }
+    since = datetime(2026, 10, 20, tzinfo=UTC)
+    assert [o["id"] for o in hook.iter_paid_orders(modified_since=since)] == [102, 106, 107]
+    assert [o["id"] for o in hook.iter_orders(status_id=10)] == [100, 107]
+    assert hook.count_orders(modified_since=since) == 6
+    with pytest.raises(ConfigurationError, match="timezone-aware"):
+        list(hook.iter_orders(modified_since=datetime(2026, 10, 20)))
+
+
+def test_modified_since_is_sent_as_rfc2822_and_sorted_by_id(mock_hook):
+    hook = mock_hook()
+    with requests_mock.Mocker() as m:
+        m.get(f"{MOCK_BASE}/v2/orders", status_code=204)
+        list(hook.iter_orders(modified_since=datetime(2026, 11, 1, 7, 30, tzinfo=UTC)))
+        query = m.request_history[0].qs
+    assert query["min_date_modified"] == ["sun, 01 nov 2026 07:30:00 +0000"]  # requests-mock lowercases
+    assert query["sort"] == ["id:asc"] and query["limit"] == ["250"] and query["page"] == ["1"]
+
+
+def test_order_details_products_statuses_and_missing_order(make_hook):
+    hook = make_hook()
+    assert hook.get_order(106)["refunded_amount"] == "70.1500"
+    assert [line["sku"] for line in hook.iter_order_products(100)] == ["SO-TENT-RL2P", "SO-ACC-TISTK8"]
+    assert {s["id"] for s in hook.get_order_statuses()} == set(range(15))
+    with pytest.raises(NotFoundError):
+        hook.get_order(4242)
+
+
+def test_transactions_refunds_customers_products(make_hook):
+    hook = make_hook()
+    assert [t["event"] for t in hook.iter_transactions(105)] == ["purchase", "refund"]
+    assert list(hook.iter_transactions(103)) == []  # 204
+    assert [r["id"] for r in hook.iter_order_refunds(106)] == [2]
+    assert [r["id"] for r in hook.iter_refunds(created_since=datetime(2026, 10, 28, tzinfo=UTC))] == [2]
+    assert [r["order_id"] for r in hook.iter_refunds(order_ids=[105])] == [105]
+    assert [c["id"] for c in hook.iter_customers(page_size=2)] == [1, 2, 3, 4, 5]
+    assert [c["id"] for c in hook.iter_customers(modified_since=datetime(2026, 11, 1, tzinfo=UTC))] == [5]
+    assert [p["sku"] for p in hook.iter_products(page_size=3)][-1] == "SO-FUEL-230"
+
+
+# ---------------------------------------------------------------- quota
+
+
+def test_quota_is_absorbed_without_a_single_429(sandbox, make_hook):
+    sandbox.control.switch("bigcommerce", "rate_limit_quota", 5)
+    fake = FakeTime(sandbox.control)
+    hook = make_hook(fake=fake)
+    assert len(list(hook.iter_orders(page_size=1))) == 8  # 9 calls through a 5-call window
+    assert _requests(sandbox, status=429) == []
+    assert len(_requests(sandbox, "/v2/orders")) == 9
+    waits = [s for s in fake.slept if s > 1]
+    assert waits and all(25 < s <= 30 for s in waits)  # slept until the window reset
+
+
+def test_429_with_quota_headers_waits_for_the_reset(mock_hook):
+    fake = FakeTime()
+    hook = mock_hook(fake)
+    quota = {"X-Rate-Limit-Time-Window-Ms": "30000", "X-Rate-Limit-Requests-Quota": "150"}
+    with requests_mock.Mocker() as m:
+        m.get(
+            f"{MOCK_BASE}/v2/store",
+            [
+                {
+                    "status_code": 429,
+                    "json": [{"status": 429, "message": "quota"}],
+                    "headers": {**quota, "X-Rate-Limit-Requests-Left": "0", "X-Rate-Limit-Time-Reset-Ms": "7500"},
+                },
+                {
+                    "json": {"name": "Summit"},
+                    "headers": {**quota, "X-Rate-Limit-Requests-Left": "149", "X-Rate-Limit-Time-Reset-Ms": "30000"},
+                },
+            ],
+        )
+        assert hook.get_store()["name"] == "Summit"
+    assert 7.5 <= sum(fake.slept) <= 8.5  # the reset time plus at most a second of jitter
+
+
+def test_429_without_quota_headers_uses_normal_backoff(sandbox, make_hook):
+    fake = FakeTime(sandbox.control)
+    hook = make_hook(fake=fake)
+    sandbox.control.fault("bigcommerce", "429", count=2)
+    assert hook.get_store()["name"] == "Summit Outfitters"
+    assert len(fake.slept) == 2 and all(s < 1 for s in fake.slept)  # base_wait 0.01 doubling, not 30 s
+
+
+def test_quota_wait_longer_than_max_wait_fails_clearly(mock_hook):
+    hook = mock_hook(retry=RetrySettings(max_attempts=3, base_wait=0.01, max_wait=5))
+    with requests_mock.Mocker() as m:
+        m.get(
+            f"{MOCK_BASE}/v2/store",
+            status_code=429,
+            json=[{"status": 429, "message": "quota"}],
+            headers={"X-Rate-Limit-Requests-Left": "0", "X-Rate-Limit-Time-Reset-Ms": "29000"},
+        )
+        with pytest.raises(RateLimitedError, match="more than the configured maximum"):
+            hook.get_store()
+
+
+# ---------------------------------------------------------------- refunds
+
+
+def test_refunds_on_one_order_are_sent_one_at_a_time(sandbox, make_hook):
+    sandbox.control.switch("bigcommerce", "refund_processing_seconds", 0.2)
+    hooks = [make_hook() for _ in range(3)]
+    results: list = []
+
+    def refund(hook):
+        results.append(
+            hook.create_refund(
+                100,
+                [{"item_type": "ORDER", "item_id": 100, "amount": 10}],
+                [{"provider_id": "custom", "amount": 10, "offline": True}],
+                reason="goodwill",
+            )
+        )
+
+    threads = [threading.Thread(target=refund, args=(h,)) for h in hooks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r["id"] for r in results) == [3, 4, 5]
+    assert _requests(sandbox, "/payment_actions/refunds", status=409) == []
+    assert hooks[0].get_order(100)["refunded_amount"] == "30.0000"
+
+
+def test_refund_refused_as_busy_by_another_process_is_retried(mock_hook):
+    fake = FakeTime()
+    hook = mock_hook(fake)
+    busy = {"status": 409, "title": "A refund for order 100 is already being processed", "type": "x", "errors": {}}
+    with requests_mock.Mocker() as m:
+        m.post(
+            f"{MOCK_BASE}/v3/orders/100/payment_actions/refunds",
+            [{"status_code": 409, "json": busy}, {"status_code": 201, "json": {"data": {"id": 9}, "meta": {}}}],
+        )
+        refund = hook.create_refund(100, [{"item_type": "ORDER", "item_id": 100, "amount": 1}], [])
+    assert refund == {"id": 9}
+    assert fake.slept and fake.slept[0] >= 2.0
+
+
+def test_refund_validation_error_is_a_record_error(make_hook):
+    with pytest.raises(RecordRejectedError, match="guest customer"):
+        make_hook().create_refund(
+            107,
+            [{"item_type": "ORDER", "item_id": 107, "amount": 5}],
+            [{"provider_id": "storecredit", "amount": 5, "offline": True}],
+        )
+
+
+def test_lost_refund_answer_is_never_resent(sandbox, make_hook):
+    hook = make_hook()
+    quote = hook.create_refund_quote(102, [{"item_type": "ORDER", "item_id": 102, "amount": 20}])
+    assert quote["total_refund_amount"] == 20
+    sandbox.control.fault("bigcommerce", "drop_after_commit", method="POST", path="payment_actions/refunds$")
+    with pytest.raises(WriteOutcomeUnknownError):
+        hook.create_refund(
+            102,
+            [{"item_type": "ORDER", "item_id": 102, "amount": 20}],
+            [{"provider_id": "custom", "amount": 20, "offline": True}],
+        )
+    assert len(_requests(sandbox, "/v3/orders/{order_id:int}/payment_actions/refunds")) == 1
+    assert [r["total_amount"] for r in hook.iter_order_refunds(102)] == [20]  # committed exactly once
+
+
+# ---------------------------------------------------------------- webhooks
+
+
+class _Receiver:
+    def __init__(self) -> None:
+        self.received: list[tuple[bytes, dict]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                outer.received.append((self.rfile.read(int(self.headers["Content-Length"])), dict(self.headers)))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/bigcommerce"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_webhook_registration_reuse_and_reactivation(sandbox, make_hook):
+    sandbox.control.switch("bigcommerce", "require_https_destination", False)
+    hook = make_hook()
+    created = hook.ensure_webhook("store/order/statusUpdated", "http://127.0.0.1:9/hooks", headers={"X-Key": "k1"})
+    assert created["is_active"] is True and created["headers"] == {"X-Key": "k1"}
+    again = hook.ensure_webhook("store/order/statusUpdated", "http://127.0.0.1:9/hooks", headers={"X-Key": "k1"})
+    assert again["id"] == created["id"] and len(hook.list_webhooks()) == 1
+    requests.post(f"{sandbox.url}/bigcommerce/_sandbox/hooks/{created['id']}/deactivate", timeout=5).raise_for_status()
+    assert hook.get_webhook(created["id"])["is_active"] is False
+    revived = hook.ensure_webhook("store/order/statusUpdated", "http://127.0.0.1:9/hooks", headers={"X-Key": "k2"})
+    assert revived["is_active"] is True and revived["headers"] == {"X-Key": "k2"}
+    assert hook.reactivate_webhook(created["id"])["is_active"] is True
+    hook.delete_webhook(created["id"])
+    assert hook.list_webhooks() == []
+
+
+def test_webhook_https_rule_is_a_record_rejection(make_hook):
+    with pytest.raises(RecordRejectedError, match="https"):
+        make_hook().create_webhook("store/order/created", "http://127.0.0.1:9/hooks")
+
+
+def test_delivered_webhooks_verify_with_the_client_secret(sandbox, make_hook):
+    sandbox.control.switch("bigcommerce", "require_https_destination", False)
+    receiver = _Receiver()
+    try:
+        hook = make_hook()
+        hook.create_webhook("store/order/*", receiver.url)
+        requests.put(
+            f"{sandbox.url}/bigcommerce/stores/summit7x/v2/orders/103",
+            json={"status_id": 11},
+            headers={"X-Auth-Token": ACCESS_TOKEN},
+            timeout=5,
+        ).raise_for_status()
+        deadline = time.monotonic() + 5
+        while len(receiver.received) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        body, headers = receiver.received[1]
+        assert json.loads(body)["data"]["status"] == {"previous_status_id": 1, "new_status_id": 11}
+        sandbox_now = sandbox.sandbox.ctx.clock.now()  # deliveries are stamped with the sandbox clock
+        assert hook.verify_webhook(body, headers, now=sandbox_now) is True
+        assert hook.verify_webhook(body.replace(b"11", b"10"), headers, now=sandbox_now) is False
+        assert verify_signature(CLIENT_SECRET, body, headers, now=sandbox_now + 3600) is False  # replayed later
+        assert verify_signature("another-secret", body, headers, now=sandbox_now) is False
+        assert verify_signature(CLIENT_SECRET, body, {}) is False
+    finally:
+        receiver.server.shutdown()
