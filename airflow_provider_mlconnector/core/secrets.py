@@ -19,6 +19,7 @@ SENSITIVE_WORDS = (
     "verifier",
     "credential",
     "private_key",
+    "privatekey",
     "signature",
 )
 

@@ -1,17 +1,607 @@
-"""QuickBooks Online hook."""
+"""QuickBooks Online hook: OAuth with rotating refresh tokens, queries, vendors, purchase orders, CDC.
+
+* **Auth.** OAuth 2.0 per realm. Access tokens live 60 minutes and are refreshed 5 minutes early
+  (and once on a 401). The refresh token may change on every refresh, so the newest one is saved,
+  encrypted, in the state store under ``("quickbooks", "<realm_id>:<client_id>")`` under the
+  store's lock before the new access token is used. The connection's refresh token is only the
+  first one.
+* **Idempotent writes.** Every POST carries ``requestid``. QuickBooks answers a repeated requestid
+  with the original response instead of writing again, so a write whose answer was lost is safely
+  retried. Pass :meth:`QuickBooksHook.request_id_for` of the source record; updates mix the
+  SyncToken in, so a retry after a stale-object conflict is a new request.
+* **Limits.** 500 requests/min and 10 concurrent requests per realm (429 "wait 60 seconds").
+  The hook keeps a per-realm budget (480/min, 10 per 1.2 s) and at most 10 requests in flight in
+  this process. Across workers, run QuickBooks tasks in an Airflow pool of 10 slots::
+
+      airflow pools set quickbooks_api 10 "QuickBooks Online: 10 concurrent requests per realm"
+
+* **Errors.** ``Fault`` bodies (and the lower-case ``fault`` of 401s) are parsed: 6240 duplicate
+  name and validation faults are record errors (dead-letter), 5010 is :class:`StaleObjectError`,
+  610 on a read is :class:`~airflow_provider_mlconnector.exceptions.NotFoundError`.
+"""
 
 from __future__ import annotations
 
-from typing import ClassVar
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar
 
+import requests
+
+from airflow_provider_mlconnector.core.auth import Credential, RotatingOAuth, oauth_error_parser
+from airflow_provider_mlconnector.core.http import ApiClient, ErrorInfo, RetrySettings
+from airflow_provider_mlconnector.core.paging import OffsetPaginator
+from airflow_provider_mlconnector.core.throttle import ConcurrencyLimit, SlidingWindowBudget, Throttles
+from airflow_provider_mlconnector.exceptions import (
+    ConfigurationError,
+    FatalApiError,
+    NotFoundError,
+    RecordRejectedError,
+)
 from airflow_provider_mlconnector.hooks.base import MLConnectorHook
+
+if TYPE_CHECKING:
+    from airflow_provider_mlconnector.state import StateStore
+
+log = logging.getLogger(__name__)
+
+SYSTEM = "quickbooks"
+MINOR_VERSION = 75
+PRODUCTION_HOST = "https://quickbooks.api.intuit.com"
+SANDBOX_HOST = "https://sandbox-quickbooks.api.intuit.com"
+OAUTH_ENDPOINT = "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer"
+#: The Airflow pool QuickBooks tasks should run in (10 slots = the per-realm concurrency cap).
+POOL = "quickbooks_api"
+MAX_CONCURRENT = 10
+#: QuickBooks asks clients to "wait 60 seconds before retrying" a 429 and sends no Retry-After.
+THROTTLE_WAIT = 60.0
+MAX_RESULTS = 1000
+CDC_MAX_OBJECTS = 1000
+DUPLICATE_NAME = "6240"
+STALE_OBJECT = "5010"
+OBJECT_NOT_FOUND = "610"
+_REQUEST_IDS = uuid.UUID("4f0d6c2e-9a51-5b7e-8c3d-2e1f0a9b8c7d")
+
+
+class StaleObjectError(RecordRejectedError):
+    """QuickBooks refused an update because the SyncToken is stale (Fault 5010).
+
+    Someone changed the object since it was read: re-read it and decide again.
+    """
+
+
+@dataclass(frozen=True)
+class QuickBooksConfig:
+    """What the connection says. Secrets stay out of ``repr``."""
+
+    realm_id: str
+    client_id: str
+    client_secret: str
+    refresh_token: str | None
+    environment: str
+    api_host: str
+    token_url: str
+    webhook_verifier_token: str | None
+
+    def __repr__(self) -> str:
+        return f"QuickBooksConfig(realm_id={self.realm_id!r}, environment={self.environment!r}, api={self.api_host!r})"
+
+
+class QuickBooksOAuth(RotatingOAuth):
+    """:class:`RotatingOAuth` with an injectable clock, so expiry can be tested with sandbox time."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.time, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.clock = clock
+
+    def is_expired(self, credential: Credential) -> bool:
+        expires_at = credential.get("expires_at")
+        return expires_at is not None and float(expires_at) - self.expiry_margin <= self.clock()
+
+    def exchange(self, grant: Mapping[str, str]) -> Credential:
+        credential = super().exchange(grant)
+        if credential.get("expires_in") is not None:
+            credential["expires_at"] = self.clock() + float(credential["expires_in"])
+        return credential
+
+
+_THROTTLES: dict[str, Throttles] = {}
+_THROTTLES_LOCK = threading.Lock()
+
+
+def realm_throttle(realm_id: str) -> Throttles:
+    """One throttle per realm per process: every hook on the realm shares its budget and slots."""
+    with _THROTTLES_LOCK:
+        if realm_id not in _THROTTLES:
+            # Margins under 500/min and 10/s absorb clock skew between us and Intuit.
+            budget = SlidingWindowBudget([(480, 60.0), (10, 1.2)])
+            _THROTTLES[realm_id] = Throttles(ConcurrencyLimit(MAX_CONCURRENT), budget)
+        return _THROTTLES[realm_id]
+
+
+def _fault(body: Any) -> tuple[str | None, str, str | None]:
+    """(code, "Message: Detail", fault type) from a ``Fault`` or lower-case ``fault`` body."""
+    if not isinstance(body, dict):
+        return None, "", None
+    fault = body.get("Fault") or body.get("fault") or {}
+    if not isinstance(fault, dict):
+        return None, "", None
+    errors = fault.get("Error") or fault.get("error") or []
+    first = errors[0] if errors and isinstance(errors[0], dict) else {}
+    code = first.get("code")
+    message = str(first.get("Message") or first.get("message") or "")
+    detail = first.get("Detail") or first.get("detail")
+    text = f"{message}: {detail}" if detail else message
+    return (str(code) if code else None), text, fault.get("type")
+
+
+def _is_write(response: requests.Response) -> bool:
+    request = response.request
+    return request is not None and request.method == "POST" and "/query" not in (request.path_url or "")
+
+
+def make_error_parser(retry: RetrySettings) -> Callable[[requests.Response], ErrorInfo]:
+    """The QuickBooks error parser; a 429's default wait is 60 s, capped by ``retry.max_wait``."""
+
+    def parse(response: requests.Response) -> ErrorInfo:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        code, text, fault_type = _fault(body)
+        status = response.status_code
+        message = text or response.reason or f"HTTP {status}"
+        if status == 429 or code == "3001":
+            header = response.headers.get("Retry-After")
+            wait = float(header) if header and header.isdigit() else min(THROTTLE_WAIT, retry.max_wait)
+            return ErrorInfo(f"QuickBooks throttled the realm: {message}", code, "rate_limited", wait)
+        if status == 401:
+            return ErrorInfo(f"QuickBooks rejected the access token: {message}", code or "3200", "auth_expired")
+        if status == 403 or fault_type == "AuthorizationFault":
+            return ErrorInfo(
+                f"QuickBooks refused access (is the app still connected to this realm?): {message}", code, "auth_fatal"
+            )
+        if status >= 500:
+            return ErrorInfo(message, code, "retryable")
+        if status in (400, 422) or fault_type == "ValidationFault":
+            return ErrorInfo(message, code, "record" if _is_write(response) else "fatal")
+        return ErrorInfo(message, code)
+
+    return parse
+
+
+def _fault_in_success(response: requests.Response) -> ErrorInfo | None:
+    """QuickBooks may answer 200 with a ``Fault`` inside."""
+    if not response.content.lstrip().startswith(b'{"Fault"'):
+        return None
+    code, text, _ = _fault(response.json())
+    return ErrorInfo(text or "Fault in a 200 response", code, "record" if _is_write(response) else "fatal")
+
+
+class _QueryPages(OffsetPaginator):
+    """STARTPOSITION/MAXRESULTS paging: the statement is rebuilt for every page (1-based)."""
+
+    def __init__(self, statement: str, size: int) -> None:
+        super().__init__(size=size, first_offset=1)
+        self.statement = statement
+
+    def init_request(self, params: dict[str, Any]) -> None:
+        params["query"] = self._page()
+
+    def update_request(self, params: dict[str, Any]) -> None:
+        self.offset += self.size
+        params["query"] = self._page()
+
+    def _page(self) -> str:
+        return f"{self.statement} STARTPOSITION {self.offset} MAXRESULTS {self.size}"
 
 
 class QuickBooksHook(MLConnectorHook):
-    """QuickBooks Online API hook (connection type ``quickbooks``)."""
+    """QuickBooks Online API hook (connection type ``quickbooks``).
+
+    Connection: login = OAuth client id, password = client secret, extras ``realm_id``,
+    ``refresh_token`` (the first one), ``environment`` (``sandbox``/``production``), optional
+    ``token_url`` and ``webhook_verifier_token``. ``host`` overrides the API host (then the token
+    endpoint follows it: ``{host}/oauth2/v1/tokens/bearer``).
+
+    :param conn_id: the Airflow connection id.
+    :param state_store: where rotated refresh tokens are kept (encrypted).
+    :param retry: retry policy of API calls.
+    :param sleep: how to wait between retries (tests inject a recorder).
+    :param clock: epoch-seconds clock used for token expiry (tests pass the sandbox's).
+    """
 
     conn_name_attr: ClassVar[str] = "quickbooks_conn_id"
     default_conn_name: ClassVar[str] = "quickbooks_default"
     conn_type: ClassVar[str] = "quickbooks"
     hook_name: ClassVar[str] = "QuickBooks Online"
-    default_host: ClassVar[str] = "https://quickbooks.api.intuit.com"
+    default_host: ClassVar[str] = PRODUCTION_HOST
+
+    def __init__(
+        self,
+        conn_id: str | None = None,
+        *,
+        state_store: StateStore | None = None,
+        retry: RetrySettings | None = None,
+        sleep: Callable[[float], None] | None = None,
+        clock: Callable[[], float] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(conn_id, state_store=state_store, **kwargs)
+        self._retry = retry if retry is not None else RetrySettings()
+        self._sleep = sleep if sleep is not None else time.sleep
+        self._clock = clock if clock is not None else time.time
+
+    # ------------------------------------------------------------------ configuration
+
+    @cached_property
+    def config(self) -> QuickBooksConfig:
+        setting = self.extra  # an alias: ruff's S610 mistakes .extra() for Django's QuerySet.extra
+        environment = str(setting("environment", "production")).lower()
+        if environment not in ("sandbox", "production"):
+            raise ConfigurationError(
+                f"connection '{self.conn_id}': environment must be 'sandbox' or 'production', not {environment!r}"
+            )
+        realm_id = self.require(setting("realm_id"), "extra realm_id")
+        if not realm_id.isdigit():
+            raise ConfigurationError(f"connection '{self.conn_id}': realm_id must be the numeric QuickBooks company id")
+        api_host = self.host_url(SANDBOX_HOST if environment == "sandbox" else PRODUCTION_HOST)
+        overridden = bool((self.connection.host or "").strip())
+        token_url = setting("token_url") or (f"{api_host}/oauth2/v1/tokens/bearer" if overridden else OAUTH_ENDPOINT)
+        return QuickBooksConfig(
+            realm_id=realm_id,
+            client_id=self.require(self.connection.login, "login (OAuth client id)"),
+            client_secret=self.require(self.connection.password, "password (OAuth client secret)"),
+            refresh_token=setting("refresh_token"),
+            environment=environment,
+            api_host=api_host,
+            token_url=str(token_url),
+            webhook_verifier_token=setting("webhook_verifier_token"),
+        )
+
+    @cached_property
+    def auth(self) -> QuickBooksOAuth:
+        config = self.config
+        token_client = ApiClient(
+            system=SYSTEM,
+            base_url=config.token_url,
+            error_parser=oauth_error_parser,
+            retry=self._retry,
+            sleep=self._sleep,
+        )
+        return QuickBooksOAuth(
+            token_client=token_client,
+            token_path=config.token_url,
+            client_id=config.client_id,
+            client_secret=config.client_secret,
+            initial_refresh_token=config.refresh_token,
+            client_auth="basic",
+            tokens=self.state.tokens,
+            system=SYSTEM,
+            credential_key=f"{config.realm_id}:{config.client_id}",
+            expiry_margin=300.0,
+            clock=self._clock,
+        )
+
+    def build_client(self) -> ApiClient:
+        config = self.config
+        client = ApiClient(
+            system=SYSTEM,
+            base_url=f"{config.api_host}/v3/company/{config.realm_id}",
+            auth=self.auth,
+            error_parser=make_error_parser(self._retry),
+            success_body_error=_fault_in_success,
+            throttle=realm_throttle(config.realm_id),
+            retry=self._retry,
+            sleep=self._sleep,
+        )
+        # Every QuickBooks call must carry the minor version; session params ride on each request.
+        client.session.params = {"minorversion": str(MINOR_VERSION)}
+        return client
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Read CompanyInfo and name the company reached."""
+
+        def probe() -> str:
+            info = self.get_company_info()
+            return (
+                f"Connected to QuickBooks Online company '{info.get('CompanyName')}' "
+                f"(realm {self.config.realm_id}, {self.config.environment})"
+            )
+
+        return self.connection_check(probe)
+
+    # ------------------------------------------------------------------ helpers
+
+    @staticmethod
+    def request_id_for(*parts: str) -> str:
+        """A deterministic ``requestid`` (≤ 50 chars) for a write, e.g. ``(pair, entity, source_id, fingerprint)``.
+
+        :param parts: what identifies the intended write; the same parts give the same id.
+        """
+        return str(uuid.uuid5(_REQUEST_IDS, "\x1f".join(parts)))
+
+    @staticmethod
+    def quote(value: str) -> str:
+        """A query string literal: single quotes, with ``\\`` and ``'`` escaped by a backslash.
+
+        :param value: the raw value, e.g. a DisplayName like ``Dianne's Auto Shop``.
+        """
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+    def verify_webhook_signature(self, body: bytes, signature: str) -> bool:
+        """Check ``intuit-signature``: base64 HMAC-SHA256 of the raw body keyed with the verifier token.
+
+        :param body: the raw request body, exactly as received.
+        :param signature: the ``intuit-signature`` header.
+        """
+        token = self.require(self.config.webhook_verifier_token, "extra webhook_verifier_token")
+        expected = base64.b64encode(hmac.new(token.encode(), body, hashlib.sha256).digest()).decode()
+        return hmac.compare_digest(expected, signature.strip())
+
+    def _default_request_id(self, operation: str, body: Mapping[str, Any]) -> str:
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+        return self.request_id_for(self.config.realm_id, operation, canonical)
+
+    def _post(
+        self, path: str, body: Mapping[str, Any], request_id: str, params: Mapping[str, str] | None = None
+    ) -> Any:
+        try:
+            # idempotent=True: QuickBooks replays a repeated requestid, so a lost answer is retried.
+            return self.client.send_json(
+                "POST", path, params={**(params or {}), "requestid": request_id}, json=body, idempotent=True
+            )
+        except RecordRejectedError as exc:
+            if exc.code == STALE_OBJECT and not isinstance(exc, StaleObjectError):
+                raise StaleObjectError(
+                    exc.message,
+                    system=exc.system,
+                    status=exc.status,
+                    code=exc.code,
+                    request_id=exc.request_id,
+                    body=exc.body,
+                ) from None
+            raise
+
+    def _read(self, entity: str, entity_id: str) -> dict[str, Any]:
+        try:
+            payload = self.client.get_json(f"{entity.lower()}/{entity_id}")
+        except FatalApiError as exc:
+            if exc.code == OBJECT_NOT_FOUND and not isinstance(exc, NotFoundError):
+                raise NotFoundError(
+                    exc.message, system=exc.system, status=exc.status, code=exc.code, request_id=exc.request_id
+                ) from None
+            raise
+        result: dict[str, Any] = payload[entity]
+        return result
+
+    # ------------------------------------------------------------------ reads
+
+    def get_company_info(self) -> dict[str, Any]:
+        """The realm's ``CompanyInfo`` (``CompanyName``, ``LegalName``, ``Country``...)."""
+        payload = self.client.get_json(f"companyinfo/{self.config.realm_id}")
+        info: dict[str, Any] = payload["CompanyInfo"]
+        return info
+
+    def query(self, statement: str, *, page_size: int = MAX_RESULTS) -> Iterator[dict[str, Any]]:
+        """Run ``SELECT * FROM <Entity> [WHERE ...] [ORDERBY ...]`` and yield every row, page by page.
+
+        :param statement: the statement without STARTPOSITION/MAXRESULTS (the hook adds them).
+        :param page_size: rows per page, at most 1000.
+        """
+        if not 1 <= page_size <= MAX_RESULTS:
+            raise ValueError(f"page_size must be between 1 and {MAX_RESULTS}")
+        words = statement.split()
+        if len(words) < 4 or words[0].upper() != "SELECT" or words[2].upper() != "FROM":
+            raise ValueError("statement must look like SELECT * FROM <Entity> ...")
+        if any(w.upper() in ("STARTPOSITION", "MAXRESULTS") for w in words):
+            raise ValueError("leave STARTPOSITION/MAXRESULTS out: the hook pages by itself")
+        entity = words[3]
+
+        def rows(payload: Any) -> list[dict[str, Any]]:
+            found: list[dict[str, Any]] = (payload or {}).get("QueryResponse", {}).get(entity, [])
+            return found
+
+        yield from self.client.paginate("query", _QueryPages(statement, page_size), records=rows)
+
+    def query_entities(
+        self, entity: str, where: str | None = None, *, order_by: str | None = "Id", page_size: int = MAX_RESULTS
+    ) -> Iterator[dict[str, Any]]:
+        """Every ``entity`` row matching ``where``, in a stable order so pages neither skip nor repeat.
+
+        :param entity: ``Vendor``, ``PurchaseOrder``, ``Account``... (case-sensitive).
+        :param where: the condition after WHERE, e.g. ``"Active = true"``; build literals with :meth:`quote`.
+        :param order_by: ORDERBY clause (``None`` for the service's order).
+        :param page_size: rows per page, at most 1000.
+        """
+        statement = f"SELECT * FROM {entity}"  # noqa: S608 - QuickBooks' query language, not SQL
+        if where:
+            statement += f" WHERE {where}"
+        if order_by:
+            statement += f" ORDERBY {order_by}"
+        return self.query(statement, page_size=page_size)
+
+    def updated_since(self, entity: str, since: datetime) -> Iterator[dict[str, Any]]:
+        """Rows of ``entity`` changed after ``since`` (no 1000-object cap, unlike CDC; no deletions).
+
+        :param entity: the entity name.
+        :param since: a timezone-aware datetime (naive means UTC).
+        """
+        where = f"MetaData.LastUpdatedTime > {self.quote(_iso(since))}"
+        return self.query_entities(entity, where, order_by="MetaData.LastUpdatedTime")
+
+    def find_vendor_by_name(self, display_name: str) -> dict[str, Any] | None:
+        """The vendor whose DisplayName equals ``display_name`` (inactive ones included), or None.
+
+        :param display_name: the exact DisplayName (quotes are escaped for you).
+        """
+        where = f"DisplayName = {self.quote(display_name)} AND Active IN (true, false)"
+        return next(iter(self.query_entities("Vendor", where, order_by=None, page_size=10)), None)
+
+    def get_vendor(self, vendor_id: str) -> dict[str, Any]:
+        """One vendor by Id.
+
+        :param vendor_id: the QuickBooks Vendor Id.
+        """
+        return self._read("Vendor", vendor_id)
+
+    def get_account(self, account_id: str) -> dict[str, Any]:
+        """One account by Id.
+
+        :param account_id: the QuickBooks Account Id.
+        """
+        return self._read("Account", account_id)
+
+    def find_account_by_number(self, acct_num: str) -> dict[str, Any] | None:
+        """The active account with ``AcctNum`` = ``acct_num`` (e.g. ``"6030"``), or None.
+
+        :param acct_num: the account number of the chart of accounts.
+        """
+        where = f"AcctNum = {self.quote(acct_num)}"
+        return next(iter(self.query_entities("Account", where, order_by=None, page_size=10)), None)
+
+    def list_accounts(self, *, account_type: str | None = None) -> Iterator[dict[str, Any]]:
+        """Active accounts, optionally of one ``AccountType`` (``Expense``, ``Accounts Payable``...).
+
+        :param account_type: filter on AccountType.
+        """
+        where = f"AccountType = {self.quote(account_type)}" if account_type else None
+        return self.query_entities("Account", where)
+
+    def get_purchase_order(self, po_id: str) -> dict[str, Any]:
+        """One purchase order by Id.
+
+        :param po_id: the QuickBooks PurchaseOrder Id.
+        """
+        return self._read("PurchaseOrder", po_id)
+
+    def find_purchase_order_by_doc_number(self, doc_number: str) -> dict[str, Any] | None:
+        """The purchase order with ``DocNumber`` = ``doc_number``, or None.
+
+        :param doc_number: the document number (e.g. the source bill's invoice number).
+        """
+        where = f"DocNumber = {self.quote(doc_number)}"
+        return next(iter(self.query_entities("PurchaseOrder", where, order_by=None, page_size=10)), None)
+
+    def get_changes(self, entities: Sequence[str], changed_since: datetime) -> dict[str, list[dict[str, Any]]]:
+        """Change data capture: objects of ``entities`` changed after ``changed_since`` (≤ 30 days back).
+
+        Deleted objects come back as ``{"Id": ..., "status": "Deleted"}``. One response holds at most
+        1000 objects; when that many come back, read the rest with :meth:`updated_since`.
+
+        :param entities: entity names, e.g. ``["Vendor", "PurchaseOrder"]``.
+        :param changed_since: a timezone-aware datetime (naive means UTC).
+        """
+        payload = self.client.get_json(
+            "cdc", params={"entities": ",".join(entities), "changedSince": _iso(changed_since)}
+        )
+        changes: dict[str, list[dict[str, Any]]] = {entity: [] for entity in entities}
+        for block in payload.get("CDCResponse", []):
+            # The nesting varies (one QueryResponse per entity, or one for all): walk every one.
+            for response in block.get("QueryResponse", []):
+                for key, rows in response.items():
+                    if key in changes and isinstance(rows, list):
+                        changes[key].extend(rows)
+        if sum(len(rows) for rows in changes.values()) >= CDC_MAX_OBJECTS:
+            log.warning(
+                "quickbooks CDC returned %d objects, its cap: read the rest with updated_since()", CDC_MAX_OBJECTS
+            )
+        return changes
+
+    # ------------------------------------------------------------------ writes
+
+    def create_vendor(self, vendor: Mapping[str, Any], *, request_id: str | None = None) -> dict[str, Any]:
+        """Create a vendor. A duplicate DisplayName (vendor, customer or employee) is a record error, code 6240.
+
+        :param vendor: the Vendor body (``DisplayName``, ``CompanyName``, ``BillAddr``...).
+        :param request_id: from :meth:`request_id_for` of the source record; defaults to a hash of the body.
+        """
+        rid = request_id or self._default_request_id("vendor.create", vendor)
+        payload = self._post("vendor", vendor, rid)
+        created: dict[str, Any] = payload["Vendor"]
+        return created
+
+    def update_vendor(
+        self, vendor_id: str, changes: Mapping[str, Any], *, sync_token: str, request_id: str | None = None
+    ) -> dict[str, Any]:
+        """Sparse-update a vendor. On a stale SyncToken the vendor is re-read and the update retried once.
+
+        :param vendor_id: the Vendor Id.
+        :param changes: only the fields to change.
+        :param sync_token: the SyncToken of the version the changes were based on.
+        :param request_id: from :meth:`request_id_for`; the SyncToken is mixed in per attempt.
+        """
+        return self._sparse_update("Vendor", vendor_id, changes, sync_token, request_id)
+
+    def create_purchase_order(self, order: Mapping[str, Any], *, request_id: str | None = None) -> dict[str, Any]:
+        """Create a purchase order (``VendorRef``, ``APAccountRef``, ``Line``; ``TotalAmt`` is computed).
+
+        :param order: the PurchaseOrder body.
+        :param request_id: from :meth:`request_id_for` of the source record; defaults to a hash of the body.
+        """
+        rid = request_id or self._default_request_id("purchaseorder.create", order)
+        payload = self._post("purchaseorder", order, rid)
+        created: dict[str, Any] = payload["PurchaseOrder"]
+        return created
+
+    def update_purchase_order(
+        self, po_id: str, changes: Mapping[str, Any], *, sync_token: str, request_id: str | None = None
+    ) -> dict[str, Any]:
+        """Sparse-update a purchase order (a ``Line`` list replaces all lines); one retry on a stale SyncToken.
+
+        :param po_id: the PurchaseOrder Id.
+        :param changes: only the fields to change.
+        :param sync_token: the SyncToken the changes were based on.
+        :param request_id: from :meth:`request_id_for`; the SyncToken is mixed in per attempt.
+        """
+        return self._sparse_update("PurchaseOrder", po_id, changes, sync_token, request_id)
+
+    def delete_purchase_order(self, po_id: str, *, sync_token: str) -> dict[str, Any]:
+        """Delete a purchase order (``status: Deleted`` in CDC afterwards).
+
+        :param po_id: the PurchaseOrder Id.
+        :param sync_token: its current SyncToken.
+        """
+        body = {"Id": po_id, "SyncToken": sync_token}
+        payload = self._post(
+            "purchaseorder", body, self._default_request_id("purchaseorder.delete", body), {"operation": "delete"}
+        )
+        deleted: dict[str, Any] = payload["PurchaseOrder"]
+        return deleted
+
+    def _sparse_update(
+        self, entity: str, entity_id: str, changes: Mapping[str, Any], sync_token: str, request_id: str | None
+    ) -> dict[str, Any]:
+        base = request_id or self._default_request_id(f"{entity.lower()}.update.{entity_id}", changes)
+        token = sync_token
+        for attempt in (1, 2):
+            body = {**changes, "Id": entity_id, "SyncToken": token, "sparse": True}
+            # A new SyncToken makes a new request: a replayed stale answer would never succeed.
+            rid = self.request_id_for(base, token)
+            try:
+                payload = self._post(entity.lower(), body, rid)
+            except StaleObjectError:
+                if attempt == 2:
+                    raise
+                token = str(self._read(entity, entity_id)["SyncToken"])
+                log.info("quickbooks %s %s changed meanwhile; retrying on SyncToken %s", entity, entity_id, token)
+                continue
+            updated: dict[str, Any] = payload[entity]
+            return updated
+        raise AssertionError("unreachable")
+
+
+def _iso(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.isoformat(timespec="seconds")

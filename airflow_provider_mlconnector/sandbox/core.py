@@ -389,7 +389,9 @@ class Sandbox:
         for name, emulator in self.systems.items():
             if system in (None, name):
                 with emulator.lock:
-                    emulator.switches = dict(emulator.default_switches)
+                    # In place: emulators may hold a reference to their switches dict.
+                    emulator.switches.clear()
+                    emulator.switches.update(emulator.default_switches)
                     emulator.reset()
         if system is None:
             self.ctx.clock.offset = 0.0

@@ -1,0 +1,7 @@
+from __future__ import annotations
+
+import sys
+
+from airflow_provider_mlconnector.webhooks.cli import main
+
+sys.exit(main())

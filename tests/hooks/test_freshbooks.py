@@ -1,0 +1,782 @@
+"""The FreshBooks hook against the running sandbox, plus requests-mock for edge cases."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from decimal import Decimal
+from urllib.parse import parse_qs, parse_qsl, urlsplit
+
+import pytest
+import requests
+import requests_mock
+from cryptography.fernet import Fernet
+
+from airflow_provider_mlconnector.core.http import RetrySettings
+from airflow_provider_mlconnector.core.secrets import mask
+from airflow_provider_mlconnector.exceptions import (
+    AuthError,
+    ConfigurationError,
+    RecordRejectedError,
+    WriteOutcomeUnknownError,
+)
+from airflow_provider_mlconnector.hooks import freshbooks_consent
+from airflow_provider_mlconnector.hooks.freshbooks import (
+    FreshBooksHook,
+    VisState,
+    credential_key,
+    freshbooks_error_parser,
+    line_category_id,
+    money,
+    parse_money,
+    verify_webhook,
+)
+from airflow_provider_mlconnector.sandbox.freshbooks import (
+    SANDBOX_CLIENT_ID,
+    SANDBOX_CLIENT_SECRET,
+    SANDBOX_MULTI_REFRESH_TOKEN,
+    SANDBOX_REDIRECT_URI,
+    SANDBOX_REFRESH_TOKEN,
+    FreshBooksSandbox,
+)
+from airflow_provider_mlconnector.sandbox.server import RunningSandbox
+from airflow_provider_mlconnector.state import StateStore
+
+CONN_ID = "freshbooks_test"
+TOKEN_ROUTE = "freshbooks POST /auth/oauth/token"
+ME_ROUTE = "freshbooks GET /auth/api/v1/users/me"
+BILLS_ROUTE = "freshbooks GET /accounting/account/{account_id}/bills/bills"
+FAST = RetrySettings(max_attempts=3, base_wait=0.01, max_wait=5)
+DEMO_BILLS = ["ADB-2026-10", "ADB-2026-11", "GADS-5521", "META-88213", "NCC-778", "PFS-1039", "PFS-1041", "PFS-1042"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _airflow_logging_ready():
+    # The first mask_secret() configures Airflow's logging, which replaces the root handlers (and
+    # pytest's caplog handler with them): make it happen before any test captures logs.
+    mask("mlconnector-freshbooks-warm-up")
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    running = RunningSandbox(systems=[FreshBooksSandbox])
+    yield running
+    running.stop()
+
+
+@pytest.fixture(autouse=True)
+def _fresh(sandbox):
+    sandbox.control.reset()  # also restores the default switches and rewinds the clock
+    sandbox.control.seed_demo()
+    sandbox.control.clear_requests()
+
+
+@pytest.fixture
+def fernet_key():
+    return Fernet.generate_key().decode()
+
+
+@pytest.fixture
+def state_url(tmp_path):
+    return f"sqlite:///{tmp_path}/state.db"
+
+
+@pytest.fixture
+def store(state_url, fernet_key):
+    state = StateStore(state_url, fernet_keys=[fernet_key])
+    yield state
+    state.close()
+
+
+@pytest.fixture
+def connect(sandbox, monkeypatch):
+    """Point AIRFLOW_CONN_<id> at the sandbox; returns the connection dict."""
+
+    def _connect(conn_id: str = CONN_ID, **extra):
+        conn = sandbox.sandbox.systems["freshbooks"].connection(f"{sandbox.url}/freshbooks")
+        conn["extra"].update(extra)
+        conn["extra"] = {k: v for k, v in conn["extra"].items() if v is not None}
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
+        return conn
+
+    _connect()
+    return _connect
+
+
+@pytest.fixture
+def make_hook(store, connect):
+    def _make(conn_id: str = CONN_ID, **kwargs) -> FreshBooksHook:
+        return FreshBooksHook(conn_id, state_store=store, retry=FAST, sleep=lambda _s: None, **kwargs)
+
+    return _make
+
+
+def counts(sandbox) -> dict[str, int]:
+    return sandbox.control.request_counts("freshbooks")
+
+
+def token_calls(sandbox) -> int:
+    return counts(sandbox).get(TOKEN_ROUTE, 0)
+
+
+def oauth_stats(sandbox) -> dict[str, int]:
+    return sandbox.control.state("freshbooks")["oauth"]
+
+
+def numbers(bills) -> list[str]:
+    return sorted(b["bill_number"] for b in bills)
+
+
+# ------------------------------------------------------------------ the token chain
+
+
+def test_first_use_refreshes_once_and_later_tasks_reuse_the_stored_chain(sandbox, make_hook, store):
+    hook = make_hook()
+    assert numbers(hook.list_bills()) == DEMO_BILLS
+    assert token_calls(sandbox) == 1
+    key = credential_key(SANDBOX_CLIENT_ID, SANDBOX_REFRESH_TOKEN)
+    assert hook.credential_key == key
+    assert hook.account_id == "BRT4201"
+    stored = store.tokens.get("freshbooks", key)
+    assert stored["refresh_token"] != SANDBOX_REFRESH_TOKEN  # rotated, and kept
+    assert stored["expires_at"] > time.time() + 40000
+    # a later task (new hook) uses the stored access token and the cached business: no token, no users/me
+    sandbox.control.clear_requests()
+    again = make_hook()
+    assert len(list(again.list_bill_vendors())) == 5
+    assert counts(sandbox) == {"freshbooks GET /accounting/account/{account_id}/bill_vendors/bill_vendors": 1}
+
+
+def test_rotated_refresh_token_is_saved_before_the_new_access_token_is_used(make_hook, store, monkeypatch):
+    conn = {
+        "conn_type": "freshbooks",
+        "login": "cid",
+        "password": "csecret",
+        "extra": {"refresh_token": "initial-rt", "redirect_uri": "https://example.com/cb"},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_FB_MOCKED", json.dumps(conn))
+    key = credential_key("cid", "initial-rt")
+    seen: dict[str, object] = {}
+
+    def users_me(request, context):
+        # The moment the new access token is first used, the new refresh token must already be stored.
+        seen["stored"] = store.tokens.get("freshbooks", key)["refresh_token"]
+        seen["auth"] = request.headers["Authorization"]
+        return {"response": {"identity_id": 7, "business_memberships": [_membership("ACC1", 1, "u-1", "Solo Co")]}}
+
+    with requests_mock.Mocker() as mocked:
+        token = mocked.post(
+            "https://api.freshbooks.com/auth/oauth/token",
+            # the server's clock is 14 hours behind ours: expiry must be counted on our clock
+            json={
+                "access_token": "access-1",
+                "refresh_token": "rt-2",
+                "expires_in": 43200,
+                "created_at": int(time.time()) - 50400,
+            },
+        )
+        mocked.get("https://api.freshbooks.com/auth/api/v1/users/me", json=users_me)
+        mocked.get(
+            "https://api.freshbooks.com/accounting/account/ACC1/bills/bills",
+            json={"response": {"result": {"bills": [], "page": 1, "pages": 0, "per_page": 100, "total": 0}}},
+        )
+        hook = FreshBooksHook("fb_mocked", state_store=store, retry=FAST, sleep=lambda _s: None)
+        assert list(hook.list_bills()) == []
+        assert list(hook.list_bills()) == []
+        assert token.call_count == 1
+    assert store.tokens.get("freshbooks", key)["expires_at"] > time.time() + 43000
+    assert seen == {"stored": "rt-2", "auth": "Bearer access-1"}
+    sent = dict(parse_qsl(token.last_request.text))
+    assert sent == {
+        "grant_type": "refresh_token",
+        "refresh_token": "initial-rt",
+        "redirect_uri": "https://example.com/cb",
+        "client_id": "cid",
+        "client_secret": "csecret",
+    }
+
+
+def _membership(account_id, business_id, uuid, name, role="owner"):
+    return {
+        "id": business_id + 1,
+        "role": role,
+        "business": {"id": business_id, "business_uuid": uuid, "account_id": account_id, "name": name},
+    }
+
+
+def test_eight_threads_with_an_expired_token_make_exactly_one_refresh(sandbox, make_hook, store):
+    assert make_hook().business  # first chain link + business cache
+    key = credential_key(SANDBOX_CLIENT_ID, SANDBOX_REFRESH_TOKEN)
+    stored = store.tokens.get("freshbooks", key)
+    store.tokens.put("freshbooks", key, {**stored, "expires_at": time.time() - 5})
+    sandbox.control.advance_clock(43201)  # and dead on the server too
+    sandbox.control.clear_requests()
+    hooks = [make_hook() for _ in range(8)]
+    barrier = threading.Barrier(8)
+    results: list[object] = [None] * 8
+
+    def task(n: int) -> None:
+        barrier.wait()
+        try:
+            results[n] = numbers(hooks[n].list_bills())
+        except Exception as exc:  # reported below
+            results[n] = exc
+
+    threads = [threading.Thread(target=task, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert results == [DEMO_BILLS] * 8
+    assert token_calls(sandbox) == 1
+    assert counts(sandbox)[BILLS_ROUTE] == 8  # nobody was turned away
+    assert oauth_stats(sandbox)["rejected_refresh"] == 0
+
+
+WORKER = r"""
+import json, os, sys, time, pathlib
+from airflow_provider_mlconnector.core.http import RetrySettings
+from airflow_provider_mlconnector.hooks.freshbooks import FreshBooksHook
+from airflow_provider_mlconnector.state import StateStore
+
+store = StateStore(os.environ["FB_TEST_STATE_URL"], fernet_keys=[os.environ["FB_TEST_FERNET_KEY"]])
+hook = FreshBooksHook(sys.argv[1], state_store=store, retry=RetrySettings(max_attempts=2, base_wait=0.01))
+folder = pathlib.Path(sys.argv[2])
+(folder / f"ready-{os.getpid()}").touch()
+deadline = time.monotonic() + 60
+while not (folder / "go").exists():
+    if time.monotonic() > deadline:
+        raise SystemExit("no go signal")
+    time.sleep(0.005)
+print(json.dumps(sorted(b["bill_number"] for b in hook.list_bills())))
+"""
+
+
+def test_real_processes_whose_token_died_make_exactly_one_refresh(sandbox, make_hook, state_url, fernet_key, tmp_path):
+    assert make_hook().business  # the chain and the business cache exist; the stored token looks valid
+    sandbox.control.advance_clock(43201)  # ...but the server has expired it: every process gets a 401
+    sandbox.control.clear_requests()
+    env = {**os.environ, "FB_TEST_STATE_URL": state_url, "FB_TEST_FERNET_KEY": fernet_key}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, CONN_ID, str(tmp_path)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    deadline = time.monotonic() + 90
+    while len(list(tmp_path.glob("ready-*"))) < len(procs):
+        assert time.monotonic() < deadline, "workers did not start"
+        assert all(p.poll() is None for p in procs), [p.communicate() for p in procs if p.poll() is not None]
+        time.sleep(0.05)
+    (tmp_path / "go").touch()
+    outputs = [p.communicate(timeout=90) for p in procs]
+    for proc, (out, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err[-2000:]
+        assert json.loads(out.strip().splitlines()[-1]) == DEMO_BILLS
+    assert token_calls(sandbox) == 1
+    assert oauth_stats(sandbox)["rejected_refresh"] == 0
+
+
+def test_a_task_holding_a_replaced_token_never_sends_a_used_refresh_token(sandbox, make_hook):
+    first, second = make_hook(), make_hook()
+    assert first.business == second.business  # both hold the same access token in memory
+    sandbox.control.advance_clock(43201)
+    list(first.list_bills())  # 401 -> refresh (this revokes the token `second` holds)
+    list(second.list_bills())  # 401 -> waits for the lock -> takes the stored token, no refresh
+    assert token_calls(sandbox) == 2  # the initial link and one refresh
+    assert oauth_stats(sandbox)["reused_refresh"] == 0
+    assert oauth_stats(sandbox)["rejected_refresh"] == 0
+
+
+def test_token_expiring_mid_pagination_is_absorbed_by_one_refresh(sandbox, make_hook):
+    sandbox.control.generate({"freshbooks": {"bills": 242}})
+    hook = make_hook()
+    bills = hook.list_bills()
+    head = list(itertools.islice(bills, 100))  # page 1 read
+    sandbox.control.fault("freshbooks", "expired_auth", path="bills/bills$")
+    middle = list(itertools.islice(bills, 100))
+    sandbox.control.advance_clock(43300)  # and once more by the clock before page 3
+    tail = list(bills)
+    assert len({b["id"] for b in head + middle + tail}) == 250
+    assert token_calls(sandbox) == 3  # first link + one refresh per expiry
+    assert counts(sandbox)[BILLS_ROUTE] == 5  # 3 pages + 2 replays after a 401
+
+
+def test_unauthenticated_answered_with_403_still_triggers_one_refresh(sandbox, make_hook):
+    sandbox.control.switch("freshbooks", "users_me_unauthenticated_status", 403)
+    hook = make_hook()
+    hook.me()
+    sandbox.control.fault("freshbooks", "expired_auth")
+    assert hook.me()["first_name"] == "Maya"
+    assert token_calls(sandbox) == 2
+
+
+def test_an_unknown_refresh_token_fails_fast_with_reauthorize(sandbox, make_hook, connect):
+    connect(refresh_token="0" * 64)
+    hook = make_hook()
+    with pytest.raises(AuthError) as caught:
+        hook.me()
+    assert "re-authorize" in str(caught.value)
+    assert caught.value.code == "invalid_grant"
+    assert token_calls(sandbox) == 1  # no retry storm
+
+
+def test_a_broken_chain_fails_fast_with_reauthorize(sandbox, make_hook):
+    assert make_hook().business
+    sandbox.control.reset()  # the vendor forgot every token we hold (revoked access)
+    sandbox.control.seed_demo()
+    sandbox.control.clear_requests()
+    with pytest.raises(AuthError, match="re-authorize"):
+        list(make_hook().list_bills())
+    assert token_calls(sandbox) == 1
+    assert counts(sandbox)[BILLS_ROUTE] == 1
+
+
+def test_no_token_or_secret_in_logs_or_exception_text(sandbox, make_hook, store, caplog, connect):
+    caplog.set_level(logging.DEBUG)
+    hook = make_hook()
+    list(hook.list_bills())
+    sandbox.control.fault("freshbooks", "expired_auth")
+    list(hook.list_bill_vendors())
+    with pytest.raises(RecordRejectedError) as rejected:
+        hook.create_bill_payment(
+            {"billid": 7101, "amount": money("99999"), "paid_date": "2026-11-20", "payment_type": "Check"}
+        )
+    # a stale store: its refresh token was used already, so the vendor refuses it
+    key = credential_key(SANDBOX_CLIENT_ID, SANDBOX_REFRESH_TOKEN)
+    stale = {**store.tokens.get("freshbooks", key), "refresh_token": SANDBOX_REFRESH_TOKEN, "expires_at": 0}
+    store.tokens.put("freshbooks", key, stale)
+    with pytest.raises(AuthError) as refused:
+        list(make_hook().list_bills())
+    backend = sandbox.sandbox.systems["freshbooks"].backend
+    secrets = [SANDBOX_CLIENT_SECRET, SANDBOX_REFRESH_TOKEN, *backend.access_tokens, *backend.refresh_tokens]
+    assert len(secrets) > 4
+    texts = [caplog.text, *(r.getMessage() for r in caplog.records)]
+    for exc in (rejected.value, refused.value):
+        texts += [str(exc), repr(exc), exc.body or "", json.dumps(exc.to_dict())]
+    for text in texts:
+        for secret in secrets:
+            assert secret not in text
+    # the capture really saw the whole run (raw records: caplog's handler does not mask)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("credentials renewed" in m for m in messages)
+    assert any("bill_payments/bill_payments -> 422" in m for m in messages)
+
+
+# ------------------------------------------------------------------ business discovery
+
+
+def test_an_identity_with_two_businesses_must_name_one(sandbox, make_hook, connect):
+    connect(refresh_token=SANDBOX_MULTI_REFRESH_TOKEN)
+    with pytest.raises(ConfigurationError) as caught:
+        _ = make_hook().business
+    message = str(caught.value)
+    assert "Harbor Lane Studio (account_id HLS7733, business_id 439002" in message
+    assert "Brightside Marketing (account_id BRT4201, business_id 439001" in message
+    assert "business_id" in message
+    connect(refresh_token=SANDBOX_MULTI_REFRESH_TOKEN, business_id="439002")
+    assert [v["vendor_name"] for v in make_hook().list_bill_vendors()] == ["Lakeshore Print Shop"]
+    connect(refresh_token=SANDBOX_MULTI_REFRESH_TOKEN, account_id="BRT4201")
+    assert make_hook().business.name == "Brightside Marketing"
+    connect(refresh_token=SANDBOX_MULTI_REFRESH_TOKEN, account_id="NOPE42")
+    with pytest.raises(ConfigurationError, match="account_id NOPE42, but this FreshBooks identity belongs to"):
+        _ = make_hook().business
+    assert counts(sandbox)[ME_ROUTE] == 2  # once to fill the cache, once more for the unknown name
+
+
+def test_test_connection_names_the_business(make_hook, connect):
+    ok, message = make_hook().test_connection()
+    assert ok
+    assert message == (
+        "Connected to FreshBooks as Maya Chen: "
+        "Brightside Marketing (account_id BRT4201, business_id 439001, role owner)"
+    )
+    connect(refresh_token=SANDBOX_MULTI_REFRESH_TOKEN)
+    ok, message = make_hook().test_connection()
+    assert not ok
+    assert "several businesses" in message
+
+
+def test_missing_connection_fields_are_configuration_errors(make_hook, connect):
+    connect(redirect_uri=None)
+    with pytest.raises(ConfigurationError, match="redirect_uri"):
+        _ = make_hook().config
+    connect(refresh_token=None)
+    with pytest.raises(ConfigurationError, match="freshbooks_consent"):
+        _ = make_hook().credential_key
+
+
+# ------------------------------------------------------------------ resources
+
+
+def test_paging_walks_every_page(sandbox, make_hook):
+    sandbox.control.generate({"freshbooks": {"bill_vendors": 120, "bills": 242}})
+    hook = make_hook()
+    bills = list(hook.list_bills())
+    assert len(bills) == 250
+    assert len({b["id"] for b in bills}) == 250
+    assert counts(sandbox)[BILLS_ROUTE] == 3
+    assert len(list(hook.list_bill_vendors())) == 125
+
+
+def test_bill_filters_and_includes(make_hook):
+    hook = make_hook()
+    assert numbers(hook.list_bills(vendor_id=5102)) == ["ADB-2026-10", "ADB-2026-11"]
+    assert numbers(hook.list_bills(ids=[7105, 7107])) == ["META-88213", "NCC-778"]
+    assert list(hook.list_bills(ids=[])) == []
+    assert "PFS-1041" in numbers(hook.list_bills(statuses=["overdue"]))
+    bill = next(hook.list_bills(ids=[7106], include_vendor=True))
+    assert bill["vendor"]["vendor_name"] == "Google LLC"
+    assert [line_category_id(line) for line in bill["lines"]] == [3003, 3004]
+    assert [parse_money(line["amount"]) for line in bill["lines"]] == [Decimal("1250.00"), Decimal("84.99")]
+    assert hook.get_bill(7103, include_vendor=True)["vendor"]["vendor_name"] == "Adobe Inc."
+
+
+def test_updates_never_carry_vis_state_and_archive_sends_only_vis_state(sandbox, make_hook):
+    hook = make_hook()
+    with pytest.raises(ValueError, match="vis_state"):
+        hook.update_bill(7102, {"vis_state": 0, "bill_number": "X"})
+    assert hook.update_bill(7102, {"bill_number": "PFS-1042-R"})["bill_number"] == "PFS-1042-R"
+    assert hook.archive_bill(7102)["vis_state"] == VisState.ARCHIVED
+    assert "PFS-1042-R" in numbers(hook.list_bills())  # archived bills stay listed
+    hook.delete_bill(7102)
+    assert "PFS-1042-R" not in numbers(hook.list_bills())
+    assert numbers(hook.list_bills(vis_state=VisState.DELETED)) == ["PFS-1042-R"]
+    hook.set_vis_state("bills", 7102, VisState.ACTIVE)
+    assert hook.get_bill(7102)["vis_state"] == 0
+    with requests_mock.Mocker(real_http=True) as mocked:
+        put = mocked.put(
+            f"{sandbox.url}/freshbooks/accounting/account/BRT4201/bills/bills/7104",
+            json={"response": {"result": {"bill": {"id": 7104, "vis_state": 2}}}},
+        )
+        hook.archive_bill(7104)
+    assert put.last_request.json() == {"bill": {"vis_state": 2}}
+
+
+def test_bill_payment_write_back_recomputes_the_bill(make_hook):
+    hook = make_hook()
+    part = hook.create_bill_payment(
+        {"billid": 7103, "amount": money(Decimal("300.00")), "paid_date": "2026-11-20", "payment_type": "ACH"}
+    )
+    bill = hook.get_bill(7103)
+    assert (bill["status"], parse_money(bill["outstanding"])) == ("partial", Decimal("359.88"))
+    hook.create_bill_payment(
+        {"billid": 7103, "amount": money("359.88"), "paid_date": "2026-11-21", "payment_type": "ACH", "note": "BILL"}
+    )
+    bill = hook.get_bill(7103)
+    assert (bill["status"], parse_money(bill["paid"])) == ("paid", Decimal("659.88"))
+    assert [parse_money(p["amount"]) for p in hook.list_bill_payments(bill_id=7103)] == [
+        Decimal("300.00"),
+        Decimal("359.88"),
+    ]
+    with pytest.raises(RecordRejectedError) as over:
+        hook.create_bill_payment(
+            {"billid": 7103, "amount": money("0.01"), "paid_date": "2026-11-21", "payment_type": "ACH"}
+        )
+    assert over.value.code == "1004"
+    assert over.value.status == 422
+    hook.delete_bill_payment(part["id"])
+    assert hook.get_bill(7103)["status"] == "partial"
+    assert len(list(hook.list_bill_payments())) == 1
+
+
+def test_a_lost_create_answer_is_write_outcome_unknown_and_was_committed(sandbox, make_hook):
+    hook = make_hook()
+    assert hook.business
+    sandbox.control.fault("freshbooks", "drop_after_commit", method="POST", path="bill_payments")
+    with pytest.raises(WriteOutcomeUnknownError):
+        hook.create_bill_payment(
+            {"billid": 7105, "amount": money("100.00"), "paid_date": "2026-11-20", "payment_type": "Check"}
+        )
+    # the upsert layer looks it up before creating again: it is there
+    assert [p["amount"]["amount"] for p in hook.list_bill_payments(bill_id=7105)] == ["100.00"]
+
+
+def test_rate_limits_and_server_errors_are_retried_with_the_injected_sleep(sandbox, store, connect):
+    waits: list[float] = []
+    hook = FreshBooksHook(CONN_ID, state_store=store, retry=FAST, sleep=waits.append)
+    assert hook.business
+    sandbox.control.switch("freshbooks", "rate_limit_retry_after", 2)
+    sandbox.control.fault("freshbooks", "429", path="bills/bills$")
+    sandbox.control.fault("freshbooks", "500", path="bills/bills$")
+    assert len(list(hook.list_bills())) == 8
+    assert len(waits) == 2
+    assert all(w < 5 for w in waits)
+
+
+def test_reference_data_and_other_resources(make_hook):
+    hook = make_hook()
+    categories = {c["id"]: c["category"] for c in hook.list_expense_categories()}
+    assert categories[3005] == "Meals & Entertainment"
+    ledger = {a["number"]: a["name"] for a in hook.list_ledger_accounts()}
+    assert ledger["6030"] == "Advertising"
+    assert [m["first_name"] for m in hook.list_team_members()] == ["Maya", "Luis", "Priya"]
+    assert len(list(hook.list_staff())) == 3
+    assert [c["organization"] for c in hook.list_clients(search={"email": "marcus@summitoutdoor.example"})] == [
+        "Summit Outdoor Co."
+    ]
+    invoice = hook.create_invoice(
+        {
+            "customerid": 88003,
+            "create_date": "2026-11-21",
+            "lines": [{"name": "Audit", "qty": 1, "unit_cost": money("950")}],
+        }
+    )
+    assert invoice["status"] == 1
+    assert hook.mark_invoice_sent(invoice["id"])["status"] == 2
+    hook.create_payment({"invoiceid": invoice["id"], "amount": money("950"), "date": "2026-11-22", "type": "Check"})
+    assert hook.get_invoice(invoice["id"])["v3_status"] == "paid"
+    item = hook.create_item({"name": "Brand audit", "unit_cost": money("950.00")})
+    assert hook.update_item(item["id"], {"description": "Two days"})["description"] == "Two days"
+    expense = hook.create_expense(
+        {"categoryid": 3002, "staffid": 1, "date": "2026-11-21", "amount": money("12.00"), "vendor": "Figma"}
+    )
+    assert [e["vendor"] for e in hook.list_expenses(search={"categoryid": 3002})] == [expense["vendor"]]
+    assert hook.delete_invoice(invoice["id"])["vis_state"] == 1
+    assert len(list(hook.list_taxes())) == 1
+
+
+# ------------------------------------------------------------------ webhooks
+
+
+def test_callback_lifecycle_and_signature_verification(sandbox, make_hook):
+    hook = make_hook()
+    ctx = sandbox.sandbox.ctx
+    start = len(ctx.webhooks.deliveries)
+    callback = hook.register_callback("bill", "http://127.0.0.1:9/freshbooks-events")
+    ctx.webhooks.wait_idle()
+    verification = dict(parse_qsl(ctx.webhooks.deliveries[start].body.decode()))
+    assert verification["object_id"] == str(callback["callbackid"])
+    verifier = verification["verifier"]
+    assert hook.verify_callback(callback["callbackid"], verifier)["verified"] is True
+    hook.update_bill(7105, {"bill_number": "META-88213-R"})
+    ctx.webhooks.wait_idle()
+    event = ctx.webhooks.deliveries[-1]
+    fields = parse_qsl(event.body.decode())
+    assert dict(fields)["name"] == "bill.update"
+    signature = event.headers["X-FreshBooks-Hmac-SHA256"]
+    assert verify_webhook(fields, signature, verifier)
+    assert FreshBooksHook.verify_webhook(dict(fields), signature, verifier)
+    assert not verify_webhook([*fields[:-1], ("user_id", "2")], signature, verifier)
+    assert not verify_webhook(fields, signature, "another-verifier")
+    assert [c["callbackid"] for c in hook.list_callbacks(event="bill.update")] == [callback["callbackid"]]
+    hook.resend_callback_verification(callback["callbackid"])
+    hook.delete_callback(callback["callbackid"])
+    assert list(hook.list_callbacks()) == []
+    with pytest.raises(RecordRejectedError, match="Unrecognized event"):
+        hook.register_callback("bill.explode", "http://127.0.0.1:9/x")
+
+
+# ------------------------------------------------------------------ helpers and error shapes
+
+
+def test_money_helpers_refuse_floats_and_sub_cent_amounts():
+    assert money(Decimal("659.88")) == {"amount": "659.88", "code": "USD"}
+    assert money("125", "CAD") == {"amount": "125.00", "code": "CAD"}
+    assert money(7) == {"amount": "7.00", "code": "USD"}
+    with pytest.raises(TypeError):
+        money(0.1)
+    with pytest.raises(ValueError, match="cents"):
+        money("1.005")
+    assert parse_money({"amount": "4210.37", "code": "USD"}) == Decimal("4210.37")
+    with pytest.raises(ValueError):
+        parse_money({"code": "USD"})
+    assert line_category_id({"category": {"categoryid": 3001, "category": "Contract Labor"}}) == 3001
+    assert line_category_id({"category": "Equipment", "categoryid": 3696445}) == 3696445
+
+
+def _response(status: int, body: object) -> requests.Response:
+    response = requests.Response()
+    response.status_code = status
+    response._content = json.dumps(body).encode()
+    response.headers["Content-Type"] = "application/json"
+    return response
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "message", "code", "kind"),
+    [
+        (
+            404,
+            {
+                "response": {
+                    "errors": [
+                        {
+                            "errno": 1012,
+                            "field": "userid",
+                            "message": "Client not found.",
+                            "object": "client",
+                            "value": "12345",
+                        }
+                    ]
+                }
+            },
+            "Client not found. (field userid)",
+            "1012",
+            None,
+        ),
+        (
+            400,
+            {
+                "errors": {
+                    "message": "Request failed with status code 400",
+                    "status": 400,
+                    "details": [{"reason": "name: This field is required.", "metadata": {"field": "name"}}],
+                }
+            },
+            "name: This field is required.",
+            "400",
+            None,
+        ),
+        (
+            422,
+            {
+                "errno": 422,
+                "message": "The request was well-formed but was unable to be followed due to semantic errors.",
+                "details": ["event: Value error, Unrecognized event."],
+            },
+            "The request was well-formed but was unable to be followed due to semantic errors. "
+            "(event: Value error, Unrecognized event.)",
+            "422",
+            None,
+        ),
+        (
+            403,
+            {"error": "unauthenticated", "error_description": "This action requires authentication to continue."},
+            "This action requires authentication to continue.",
+            "unauthenticated",
+            "auth_expired",
+        ),
+        (
+            400,
+            {
+                "code": 3,
+                "message": "Invalid argument",
+                "details": [
+                    {
+                        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                        "reason": "1004",
+                        "metadata": {"field": "amount"},
+                    }
+                ],
+            },
+            "Invalid argument (1004)",
+            "3",
+            None,
+        ),
+    ],
+    ids=["accounting", "businesses", "events", "auth-unauthenticated", "accounting-new-style"],
+)
+def test_error_parser_reads_every_service_shape(status, body, message, code, kind):
+    info = freshbooks_error_parser(_response(status, body))
+    assert (info.message, info.code, info.kind) == (message, code, kind)
+    assert "12345" not in info.message  # field values are left out
+
+
+# ------------------------------------------------------------------ the consent helper
+
+
+def _approve(authorize_url: str) -> str:
+    """What the user's browser does: allow access, get redirected (not followed: nothing listens there)."""
+    parts = urlsplit(authorize_url)
+    form = {k: v[-1] for k, v in parse_qs(parts.query).items()} | {"decision": "allow"}
+    answer = requests.post(f"{parts.scheme}://{parts.netloc}{parts.path}", data=form, allow_redirects=False, timeout=10)
+    assert answer.status_code == 302, answer.text
+    return answer.headers["location"]
+
+
+def _printed_url(out: io.StringIO) -> str:
+    return next(line.strip() for line in out.getvalue().splitlines() if "/auth/oauth/authorize?" in line)
+
+
+def test_consent_helper_paste_flow_stores_a_chain_the_hook_then_uses(sandbox, store, connect, make_hook):
+    connect(refresh_token=None)
+    out = io.StringIO()
+
+    def paste(prompt: str) -> str:
+        url = _printed_url(out)
+        assert url.startswith(f"{sandbox.url}/freshbooks/auth/oauth/authorize?")
+        query = parse_qs(urlsplit(url).query)
+        assert query["client_id"] == [SANDBOX_CLIENT_ID]
+        assert query["redirect_uri"] == [SANDBOX_REDIRECT_URI]
+        return _approve(url)  # the whole redirected URL, as the user pastes it
+
+    assert freshbooks_consent.main(["--conn-id", CONN_ID], state_store=store, input_fn=paste, out=out) == 0
+    printed = out.getvalue()
+    assert "Brightside Marketing (account_id BRT4201, business_id 439001, role owner)" in printed
+    refresh_token = printed.strip().splitlines()[-1].strip()
+    key = credential_key(SANDBOX_CLIENT_ID, refresh_token)
+    assert key in printed
+    assert store.tokens.get("freshbooks", key)["refresh_token"] == refresh_token
+    # the user puts the printed token in the connection: the hook finds the chain, no refresh, no users/me
+    connect(refresh_token=refresh_token)
+    sandbox.control.clear_requests()
+    assert numbers(make_hook().list_bills()) == DEMO_BILLS
+    assert counts(sandbox) == {BILLS_ROUTE: 1}
+
+
+def test_consent_helper_listen_flow(sandbox, store, connect):
+    connect(refresh_token=None)
+    out = io.StringIO()
+
+    def browser(port: int) -> None:
+        def run() -> None:
+            redirected = urlsplit(_approve(_printed_url(out)))
+            # the HTTPS redirect URI forwards to the local listener (a tunnel in real life)
+            requests.get(f"http://127.0.0.1:{port}/callback?{redirected.query}", timeout=10)
+
+        threading.Thread(target=run, daemon=True).start()
+
+    code = freshbooks_consent.main(
+        ["--conn-id", CONN_ID, "--listen", "0", "--timeout", "20"], state_store=store, out=out, ready=browser
+    )
+    assert code == 0, out.getvalue()
+    assert "Waiting for that redirect on http://127.0.0.1:" in out.getvalue()
+    assert oauth_stats(sandbox)["authorization_code"] == 1
+
+
+def test_consent_helper_refuses_a_foreign_state_and_a_reused_code(sandbox, store, connect, capsys):
+    connect(refresh_token=None)
+    out = io.StringIO()
+    redirected = {}
+
+    def forged(prompt: str) -> str:
+        redirected["url"] = _approve(_printed_url(out))
+        return redirected["url"].replace("state=", "state=forged")
+
+    assert freshbooks_consent.main(["--conn-id", CONN_ID], state_store=store, input_fn=forged, out=out) == 1
+    assert "another state" in capsys.readouterr().err
+    code = parse_qs(urlsplit(redirected["url"]).query)["code"][0]
+    assert freshbooks_consent.main(["--conn-id", CONN_ID, "--code", code], state_store=store, out=io.StringIO()) == 0
+    assert freshbooks_consent.main(["--conn-id", CONN_ID, "--code", code], state_store=store, out=io.StringIO()) == 1
+    assert "re-authorize" in capsys.readouterr().err
+
+
+def test_authorize_url_points_at_freshbooks_unless_the_host_is_overridden(store, monkeypatch):
+    conn = {
+        "conn_type": "freshbooks",
+        "login": "cid",
+        "password": "secret",
+        "extra": {"redirect_uri": "https://example.com/cb"},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_FB_REAL", json.dumps(conn))
+    url = FreshBooksHook("fb_real", state_store=store).authorize_url(state="s1", scope="user:profile:read")
+    assert url == (
+        "https://auth.freshbooks.com/oauth/authorize?client_id=cid&response_type=code"
+        "&redirect_uri=https%3A%2F%2Fexample.com%2Fcb&state=s1&scope=user%3Aprofile%3Aread"
+    )
+    assert freshbooks_consent.code_from("https://example.com/cb?code=abc&state=s1", "s1") == "abc"
+    assert freshbooks_consent.code_from("  abc  ", "s1") == "abc"
+    with pytest.raises(freshbooks_consent.ConsentError, match="did not authorize"):
+        freshbooks_consent.code_from("https://example.com/cb?error=access_denied&state=s1", "s1")
