@@ -74,6 +74,9 @@ CONNECTION_TYPES: list[dict[str, Any]] = [
         fields={
             "dev_key": _secret("Developer key", "BILL developer key for this environment (sandbox keys differ)."),
             "organization_id": _text("Organization id", "BILL organization id (starts with 008).", pattern="^008"),
+            "webhook_security_key": _secret(
+                "Webhook security key", "Only for a subscription created by hand (the CLI stores its own)."
+            ),
         },
     ),
     _connection_type(
@@ -120,6 +123,9 @@ CONNECTION_TYPES: list[dict[str, Any]] = [
             },
             "refresh_token": _secret("Initial refresh token", "OAuth mode only."),
             "token_url": _TOKEN_URL,
+            "webhook_private_key": _secret(
+                "Webhook private key", "Only for a webhook created by hand (the CLI stores its own)."
+            ),
         },
     ),
     _connection_type(
@@ -158,4 +164,10 @@ def get_provider_info() -> dict[str, Any]:
         "description": "Keeps FreshBooks, BILL, BigCommerce, Expensify, BambooHR and QuickBooks Online in sync.",
         "versions": [__version__],
         "connection-types": CONNECTION_TYPES,
+        "plugins": [
+            {
+                "name": "mlconnector_webhooks",
+                "plugin-class": "airflow_provider_mlconnector.webhooks.plugin.MLConnectorWebhooksPlugin",
+            }
+        ],
     }

@@ -9,3 +9,9 @@ import tempfile
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="mlconnector-airflow-"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
+
+# Airflow's first mask_secret() call reconfigures logging and drops pytest's caplog handler; make
+# that happen once, before any test, so log assertions really see the log.
+from airflow.sdk.log import mask_secret  # noqa: E402
+
+mask_secret("mlconnector-test-warmup-value")

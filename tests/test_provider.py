@@ -17,12 +17,24 @@ SYSTEMS = {
     "bamboohr": ("BambooHRHook", {"company_domain", "auth_type", "refresh_token"}),
     "quickbooks": ("QuickBooksHook", {"realm_id", "refresh_token", "environment"}),
 }
-SECRETS = {("freshbooks", "refresh_token"), ("bill", "dev_key"), ("bigcommerce", "client_secret"),
-           ("bamboohr", "refresh_token"), ("quickbooks", "refresh_token")}
+SECRETS = {
+    ("freshbooks", "refresh_token"),
+    ("bill", "dev_key"),
+    ("bill", "webhook_security_key"),
+    ("bigcommerce", "client_secret"),
+    ("bamboohr", "refresh_token"),
+    ("bamboohr", "webhook_private_key"),
+    ("quickbooks", "refresh_token"),
+    ("quickbooks", "webhook_verifier_token"),
+}
 
 
 def provider_info() -> dict:
-    (ep,) = [ep for ep in entry_points(group="apache_airflow_provider") if ep.value.startswith("airflow_provider_mlconnector")]
+    (ep,) = [
+        ep
+        for ep in entry_points(group="apache_airflow_provider")
+        if ep.value.startswith("airflow_provider_mlconnector")
+    ]
     return ep.load()()
 
 
@@ -57,7 +69,7 @@ def test_connection_type_declares_hook_and_fields(conn_type):
     assert fields <= set(entry["conn-fields"])
     for name, field in entry["conn-fields"].items():
         is_secret = field["schema"].get("format") == "password"
-        assert is_secret == ((conn_type, name) in SECRETS or "secret" in name or "verifier" in name), name
+        assert is_secret == ((conn_type, name) in SECRETS), name
     behaviour = entry["ui-field-behaviour"]
     assert "schema" in behaviour["hidden-fields"]
     assert behaviour["relabeling"]["host"] == "API host override"
@@ -96,3 +108,11 @@ def test_hook_accepts_named_conn_id_and_host_override(monkeypatch):
     assert hook.conn_id == "bc_test"
     assert hook.host_url() == "https://127.0.0.1:8900"
     assert hook.extra("store_hash") == "abc"
+
+
+def test_webhook_plugin_is_declared_and_loads():
+    (plugin,) = provider_info()["plugins"]
+    module, _, cls = plugin["plugin-class"].rpartition(".")
+    loaded = getattr(importlib.import_module(module), cls)
+    (app,) = loaded.fastapi_apps
+    assert app["url_prefix"] == "/mlconnector"

@@ -16,9 +16,10 @@ token, and N tasks that find it expired together make exactly one renewal call.
 from __future__ import annotations
 
 import base64
+import hashlib
 import time
 from abc import abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -55,13 +56,23 @@ class StoredCredentialAuth(ApiAuth):
     :param system: the system name (part of the store key).
     :param credential_key: identifies this credential within the system (tenant + client).
     :param expiry_margin: renew this many seconds before the stated expiry.
+    :param clock: epoch-seconds clock for expiry decisions (tests pass the sandbox's).
     """
 
-    def __init__(self, *, tokens: TokenStore, system: str, credential_key: str, expiry_margin: float = 120.0) -> None:
+    def __init__(
+        self,
+        *,
+        tokens: TokenStore,
+        system: str,
+        credential_key: str,
+        expiry_margin: float = 120.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.tokens = tokens
         self.system = system
         self.credential_key = credential_key
         self.expiry_margin = expiry_margin
+        self.clock = clock
         self._current: Credential | None = None
 
     # --- vendor-specific -----------------------------------------------------------------
@@ -75,7 +86,7 @@ class StoredCredentialAuth(ApiAuth):
 
     def is_expired(self, credential: Credential) -> bool:
         expires_at = credential.get("expires_at")
-        return expires_at is not None and float(expires_at) - self.expiry_margin <= time.time()
+        return expires_at is not None and float(expires_at) - self.expiry_margin <= self.clock()
 
     def secrets_of(self, credential: Credential) -> list[str]:
         """Values to register with the log masker."""
@@ -129,13 +140,20 @@ class BearerMixin:
         request.headers["Authorization"] = f"Bearer {credential['access_token']}"
 
 
-def expiry_from(payload: Mapping[str, Any], now: float | None = None) -> float | None:
-    """Absolute expiry (epoch seconds) from an OAuth token response (``created_at`` + ``expires_in``)."""
+def expiry_from(payload: Mapping[str, Any], requested_at: float) -> float | None:
+    """Absolute expiry (epoch seconds) of a token response: ``expires_in`` counted from our own clock
+    at the moment we asked. A vendor's ``created_at`` is its clock; skew against ours would make us
+    refresh on every call or use dead tokens, so it is deliberately ignored."""
     expires_in = payload.get("expires_in")
-    if expires_in is None:
-        return None
-    start = float(payload.get("created_at") or (now if now is not None else time.time()))
-    return start + float(expires_in)
+    return None if expires_in is None else requested_at + float(expires_in)
+
+
+def chain_key(client_id: str, refresh_token: str | None, *scope: str) -> str:
+    """The token-store key of one refresh-token chain: scope, client id and a short hash of the
+    connection's *initial* refresh token. A new consent (a new token in the connection) starts a
+    new chain instead of reusing a revoked one; the hash, never the token, keeps the key loggable."""
+    digest = hashlib.sha256((refresh_token or "").encode()).hexdigest()[:12]
+    return ":".join([*scope, client_id, digest])
 
 
 def oauth_error_parser(response: requests.Response) -> ErrorInfo:
@@ -214,18 +232,23 @@ class RotatingOAuth(BearerMixin, StoredCredentialAuth):
             headers["Authorization"] = f"Basic {basic}"
         else:
             form.update(client_id=self.client_id, client_secret=self.client_secret)
+        requested_at = self.clock()
         try:
             body = self.token_client.send_json("POST", self.token_path, data=form, headers=headers)
         except AuthError as exc:
+            what = {
+                "refresh_token": "the refresh token; it was revoked or already used",
+                "authorization_code": "the authorization code; it expired (codes live minutes) or was already used",
+            }.get(grant.get("grant_type", ""), "the grant")
             raise AuthError(
-                f"{self.system} rejected the refresh token ({exc.code or exc.status}: {exc.message}). "
-                "It was revoked or already used: re-authorize with the consent helper.",
+                f"{self.system} rejected {what} ({exc.code or exc.status}: {exc.message}). "
+                "Check the client id/secret, then re-authorize with the consent helper.",
                 system=self.system,
                 status=exc.status,
                 code=exc.code,
                 request_id=exc.request_id,
             ) from None
         credential: Credential = dict(body)
-        credential["expires_at"] = expiry_from(credential)
+        credential["expires_at"] = expiry_from(credential, requested_at)
         mask(*self.secrets_of(credential))
         return credential

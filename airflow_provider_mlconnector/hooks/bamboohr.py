@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import requests
 
-from airflow_provider_mlconnector.core.auth import RotatingOAuth, oauth_error_parser
+from airflow_provider_mlconnector.core.auth import RotatingOAuth, chain_key, oauth_error_parser
 from airflow_provider_mlconnector.core.http import ApiAuth, ApiClient, ErrorInfo, RetrySettings
 from airflow_provider_mlconnector.core.secrets import mask
 from airflow_provider_mlconnector.exceptions import ConfigurationError
@@ -194,7 +194,7 @@ class BambooHRHook(MLConnectorHook):
             client_auth="body",
             tokens=self.state.tokens,
             system=SYSTEM,
-            credential_key=f"{config.company_domain}:{config.client_id}",
+            credential_key=chain_key(config.client_id, config.refresh_token, config.company_domain),
         )
 
     def build_client(self) -> ApiClient:

@@ -21,7 +21,6 @@ import hashlib
 import hmac
 import json
 import math
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from decimal import Decimal, InvalidOperation
@@ -32,7 +31,7 @@ from urllib.parse import urlencode
 
 import requests
 
-from airflow_provider_mlconnector.core.auth import Credential, HeaderAuth, RotatingOAuth, oauth_error_parser
+from airflow_provider_mlconnector.core.auth import Credential, HeaderAuth, RotatingOAuth, chain_key, oauth_error_parser
 from airflow_provider_mlconnector.core.http import ApiClient, ErrorInfo, ErrorKind, RetrySettings
 from airflow_provider_mlconnector.core.paging import PageNumberPaginator
 from airflow_provider_mlconnector.core.throttle import SlidingWindowBudget
@@ -86,11 +85,8 @@ RESOURCES: dict[str, _Resource] = {
 
 
 def credential_key(client_id: str, refresh_token: str) -> str:
-    """The token-store key of a chain: client id + a short hash of its *initial* refresh token.
-
-    The hash (never the token) keeps the key safe to log; a new consent gives a new key.
-    """
-    return f"{client_id}:{hashlib.sha256(refresh_token.encode()).hexdigest()[:12]}"
+    """The token-store key of a chain (see :func:`core.auth.chain_key`); a new consent gives a new key."""
+    return chain_key(client_id, refresh_token)
 
 
 def money(amount: Decimal | int | str, code: str = "USD") -> dict[str, str]:
@@ -265,15 +261,6 @@ class FreshBooksOAuth(RotatingOAuth):
     def secrets_of(self, credential: Credential) -> list[str]:
         # Only the tokens are secret; masking "Bearer" or the scope list would garble every log line.
         return [str(credential[k]) for k in ("access_token", "refresh_token", "id_token") if credential.get(k)]
-
-    def exchange(self, grant: Mapping[str, str]) -> Credential:
-        # FreshBooks' created_at is the server's clock; the token dies expires_in seconds after it was
-        # issued whatever the clocks say, so count from our own clock (from before the call) instead.
-        started = time.time()
-        credential = super().exchange(grant)
-        if credential.get("expires_in") is not None:
-            credential["expires_at"] = started + float(credential["expires_in"])
-        return credential
 
 
 def _businesses_from(me: Mapping[str, Any]) -> list[FreshBooksBusiness]:

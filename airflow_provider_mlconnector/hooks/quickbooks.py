@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import requests
 
-from airflow_provider_mlconnector.core.auth import Credential, RotatingOAuth, oauth_error_parser
+from airflow_provider_mlconnector.core.auth import RotatingOAuth, chain_key, oauth_error_parser
 from airflow_provider_mlconnector.core.http import ApiClient, ErrorInfo, RetrySettings
 from airflow_provider_mlconnector.core.paging import OffsetPaginator
 from airflow_provider_mlconnector.core.throttle import ConcurrencyLimit, SlidingWindowBudget, Throttles
@@ -95,24 +95,6 @@ class QuickBooksConfig:
 
     def __repr__(self) -> str:
         return f"QuickBooksConfig(realm_id={self.realm_id!r}, environment={self.environment!r}, api={self.api_host!r})"
-
-
-class QuickBooksOAuth(RotatingOAuth):
-    """:class:`RotatingOAuth` with an injectable clock, so expiry can be tested with sandbox time."""
-
-    def __init__(self, *, clock: Callable[[], float] = time.time, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.clock = clock
-
-    def is_expired(self, credential: Credential) -> bool:
-        expires_at = credential.get("expires_at")
-        return expires_at is not None and float(expires_at) - self.expiry_margin <= self.clock()
-
-    def exchange(self, grant: Mapping[str, str]) -> Credential:
-        credential = super().exchange(grant)
-        if credential.get("expires_in") is not None:
-            credential["expires_at"] = self.clock() + float(credential["expires_in"])
-        return credential
 
 
 _THROTTLES: dict[str, Throttles] = {}
@@ -270,7 +252,7 @@ class QuickBooksHook(MLConnectorHook):
         )
 
     @cached_property
-    def auth(self) -> QuickBooksOAuth:
+    def auth(self) -> RotatingOAuth:
         config = self.config
         token_client = ApiClient(
             system=SYSTEM,
@@ -279,7 +261,7 @@ class QuickBooksHook(MLConnectorHook):
             retry=self._retry,
             sleep=self._sleep,
         )
-        return QuickBooksOAuth(
+        return RotatingOAuth(
             token_client=token_client,
             token_path=config.token_url,
             client_id=config.client_id,
@@ -288,7 +270,7 @@ class QuickBooksHook(MLConnectorHook):
             client_auth="basic",
             tokens=self.state.tokens,
             system=SYSTEM,
-            credential_key=f"{config.realm_id}:{config.client_id}",
+            credential_key=chain_key(config.client_id, config.refresh_token, config.realm_id),
             expiry_margin=300.0,
             clock=self._clock,
         )

@@ -85,19 +85,21 @@ class Receiver:
         return receipt, new, len(receipt.events) - new
 
     def _store_event(self, delivery: Delivery, event: Event) -> bool:
-        def add(event_id: str) -> bool:
-            return self.store.inbox.add(
+        """Store once; a ``rearm`` event after its processed twins is a new generation ``<id>#<n>``."""
+        inbox = self.store.inbox
+        generation = 0
+        while True:
+            event_id = event.event_id if generation == 0 else f"{event.event_id}#{generation}"
+            if inbox.add(
                 delivery.system, event.tenant, event_id, event.event_type, event.payload, delivery.received_at
-            )
-
-        if add(event.event_id):
-            return True
-        if not event.rearm:
-            return False
-        twin = self.store.inbox.get(delivery.system, event.event_id)
-        if twin is None or twin.processed_at is None:
-            return False
-        return add(f"{event.event_id}@{delivery.received_at.isoformat()}")
+            ):
+                return True
+            if not event.rearm:
+                return False
+            twin = inbox.get(delivery.system, event_id)
+            if twin is None or twin.processed_at is None:
+                return False  # the twin still waits for a run, which will read the record anyway
+            generation += 1
 
 
 async def read_body(request: Request, limit: int) -> bytes:

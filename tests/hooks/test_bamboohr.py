@@ -10,6 +10,7 @@ import pytest
 import requests
 from cryptography.fernet import Fernet
 
+from airflow_provider_mlconnector.core.auth import chain_key
 from airflow_provider_mlconnector.core.http import RetrySettings
 from airflow_provider_mlconnector.exceptions import (
     AuthError,
@@ -199,7 +200,7 @@ def test_oauth_refreshes_and_persists_the_rotated_token(running, make_hook, conn
     hook = make_hook()
     ok, message = hook.test_connection()
     assert ok and "oauth auth" in message
-    saved = store.tokens.get("bamboohr", f"brightside:{SANDBOX_OAUTH_CLIENT_ID}")
+    saved = store.tokens.get("bamboohr", chain_key(SANDBOX_OAUTH_CLIENT_ID, SANDBOX_OAUTH_REFRESH_TOKEN, "brightside"))
     assert saved["refresh_token"] != SANDBOX_OAUTH_REFRESH_TOKEN
     make_hook().list_fields()  # a new hook (another task) uses the stored access token
     assert counts(running)[TOKEN_ROUTE] == 1
@@ -265,7 +266,7 @@ def test_secrets_never_reach_the_logs(running, make_hook, conn, store, caplog):
     running.control.fault("bamboohr", "expired_auth")
     hook.get_employee("4", ["firstName"])
     created = hook.create_webhook("sync", RECEIVER, monitor_fields=["jobTitle"], events=["employee.updated"])
-    saved = store.tokens.get("bamboohr", f"brightside:{SANDBOX_OAUTH_CLIENT_ID}")
+    saved = store.tokens.get("bamboohr", chain_key(SANDBOX_OAUTH_CLIENT_ID, SANDBOX_OAUTH_REFRESH_TOKEN, "brightside"))
     private_key = hook.webhook_private_key(created["id"])
     secrets = (SANDBOX_OAUTH_CLIENT_SECRET, SANDBOX_OAUTH_REFRESH_TOKEN, saved["refresh_token"], private_key)
     text = caplog.text + repr(hook.config)

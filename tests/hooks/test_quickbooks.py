@@ -11,6 +11,7 @@ import pytest
 import requests
 from cryptography.fernet import Fernet
 
+from airflow_provider_mlconnector.core.auth import chain_key
 from airflow_provider_mlconnector.core.http import RetrySettings
 from airflow_provider_mlconnector.exceptions import (
     AuthError,
@@ -31,7 +32,7 @@ from airflow_provider_mlconnector.sandbox.server import RunningSandbox
 from airflow_provider_mlconnector.state import StateStore
 
 CONN_ID = "qbo_test"
-TOKEN_KEY = f"{SANDBOX_REALM_ID}:{SANDBOX_CLIENT_ID}"
+TOKEN_KEY = chain_key(SANDBOX_CLIENT_ID, SANDBOX_REFRESH_TOKEN, SANDBOX_REALM_ID)
 TOKEN_ROUTE = "quickbooks POST /oauth2/v1/tokens/bearer"
 
 

@@ -3,9 +3,10 @@
 Two kinds of post arrive at the same URL:
 
 * the **verification message** after a callback is registered: ``verifier`` + ``object_id``
-  (the callback id), name ``callback.verify`` (UNCONFIRMED, so any unsigned post carrying
-  ``verifier`` counts). We keep the verifier (it is the callback's signing key) and confirm it
-  to FreshBooks after answering; see :func:`complete_verification`.
+  (the callback id), name ``callback.verify`` (UNCONFIRMED, so any post carrying ``verifier``
+  counts, for a callback registered through ``register freshbooks`` and not verified yet). We
+  keep the verifier (the callback's signing key) and confirm it to FreshBooks after answering;
+  see :func:`complete_verification`.
 * **events**: ``name``, ``object_id`` (the changed record), ``account_id``, ``business_id``,
   ``identity_id``, ``user_id``, signed with ``X-FreshBooks-Hmac-SHA256`` using the verifier.
 """
@@ -36,10 +37,12 @@ def parse_form(body: bytes) -> list[tuple[str, str]]:
 def receive(delivery: Delivery, context: HandlerContext) -> Receipt:
     fields = parse_form(delivery.body)
     values = dict(fields)
+    if values.get("verifier"):
+        # Events never carry a verifier. Whether the verification message is signed is unknown,
+        # so a signature does not matter here: _handshake only accepts callbacks we registered.
+        return _handshake(values, context)
     signature = delivery.headers.get(SIGNATURE_HEADER)
     if not signature:
-        if values.get("verifier"):
-            return _handshake(values, context)
         raise Rejected(f"missing {SIGNATURE_HEADER} header")
     account_id = values.get("account_id")
     if not account_id:
@@ -83,7 +86,6 @@ def complete_verification(context: HandlerContext, account_id: str, callback_id:
     """
     instruction = (
         f"finish with: python -m airflow_provider_mlconnector.webhooks register freshbooks --verify {callback_id}"
-        f" --account-id {account_id}"
     )
     try:
         from airflow_provider_mlconnector.hooks.freshbooks import FreshBooksHook
