@@ -12,6 +12,6 @@ os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
 
 # Airflow's first mask_secret() call reconfigures logging and drops pytest's caplog handler; make
 # that happen once, before any test, so log assertions really see the log.
-from airflow.sdk.log import mask_secret  # noqa: E402
+from airflow.sdk.log import mask_secret
 
 mask_secret("mlconnector-test-warmup-value")

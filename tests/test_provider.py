@@ -102,7 +102,8 @@ def test_hook_accepts_named_conn_id_and_host_override(monkeypatch):
 
     monkeypatch.setenv(
         "AIRFLOW_CONN_BC_TEST",
-        '{"conn_type": "bigcommerce", "host": "127.0.0.1", "port": 8900, "password": "t", "extra": {"store_hash": "abc"}}',
+        '{"conn_type": "bigcommerce", "host": "127.0.0.1", "port": 8900, "password": "t",'
+        ' "extra": {"store_hash": "abc"}}',
     )
     hook = BigCommerceHook(bigcommerce_conn_id="bc_test")
     assert hook.conn_id == "bc_test"

@@ -319,18 +319,28 @@ class SystemMiddleware:
             else:
                 await self.system.around(scope, lambda: self._handle(scope, receive, logging_send))
         finally:
-            route = scope.get("route")
             ctx.log.add(
                 LoggedRequest(
                     system=self.system.name,
                     method=method,
                     path=path,
-                    route=getattr(route, "path", path),
+                    route=self._route_template(scope, path),
                     status=status["code"],
                     at=time.time(),
                     fault=fault.kind if fault else None,
                 )
             )
+
+    def _route_template(self, scope: Scope, path: str) -> str:
+        """The matched route's template (``/stores/{store_hash}/v2/orders``), also for calls a fault
+        answered before the router ran."""
+        from starlette.routing import Match
+
+        for route in getattr(self.app, "routes", ()):
+            match, _ = route.matches(scope)
+            if match == Match.FULL:
+                return str(getattr(route, "path", path))
+        return path
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         latency = self.system.ctx.latency_ms.get(self.system.name, 0.0)
