@@ -34,6 +34,7 @@ import requests
 
 REPO = Path(__file__).resolve().parents[1]
 INTEGRATION_DAGS = ("freshbooks_to_bill",)
+ENTITIES = {"freshbooks_to_bill": ("vendor", "bill", "payment")}
 POOLS = {
     "bill_api": (3, "BILL allows 3 concurrent requests per organization"),
     "quickbooks_api": (10, "QuickBooks allows 10 concurrent requests per realm"),
@@ -102,15 +103,15 @@ class DemoEnv:
         return path.read_text().strip()
 
 
-def free_port(preferred: int) -> int:
+def free_port(preferred: int = 0) -> int:
+    """``preferred`` when it is free, else (or when 0) any free port."""
     with socket.socket() as sock:
         try:
             sock.bind(("127.0.0.1", preferred))
-            return preferred
         except OSError:
             sock.bind(("127.0.0.1", 0))
-            port: int = sock.getsockname()[1]
-            return port
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def airflow(env: DemoEnv, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -122,6 +123,15 @@ def airflow(env: DemoEnv, *args: str, check: bool = True, timeout: float = 300) 
         check=check,
         timeout=timeout,
     )
+
+
+def json_rows(stdout: str) -> list[dict[str, Any]]:
+    """The JSON table of an ``airflow ... -o json`` command (Airflow prints warnings on stdout too)."""
+    for line in stdout.splitlines():
+        if line.startswith("["):
+            rows: list[dict[str, Any]] = json.loads(line)
+            return rows
+    return []
 
 
 def start(env: DemoEnv, log_name: str, argv: Sequence[str]) -> subprocess.Popen[bytes]:
@@ -147,6 +157,10 @@ def wait_for(url: str, timeout: float, what: str) -> None:
 
 def prepare(env: DemoEnv, *, seed: dict[str, Any] | None) -> None:
     env.home.mkdir(parents=True, exist_ok=True)
+    # The sandbox starts from its seed every time, so the state store must too: an ID map or a
+    # token chain from an earlier demo would point at records and tokens that no longer exist.
+    for stale in [*env.home.glob("mlconnector_state.db*"), *env.airflow_home.glob("airflow.db*")]:
+        stale.unlink()
     start(
         env,
         "sandbox.log",
@@ -173,7 +187,7 @@ def wait_until_parsed(env: DemoEnv, dag_ids: Sequence[str], timeout: float = 180
     while time.monotonic() < deadline:
         listed = airflow(env, "dags", "list", "-o", "json", check=False)
         if listed.returncode == 0:
-            known = {d["dag_id"] for d in json.loads(listed.stdout or "[]")}
+            known = {d["dag_id"] for d in json_rows(listed.stdout)}
             if set(dag_ids) <= known:
                 return
         time.sleep(2)
@@ -181,17 +195,28 @@ def wait_until_parsed(env: DemoEnv, dag_ids: Sequence[str], timeout: float = 180
     raise SystemExit(f"DAGs not parsed within {timeout:.0f}s: {dag_ids}\n{errors}")
 
 
-def trigger_and_wait(env: DemoEnv, dag_id: str, run_id: str, timeout: float = 900) -> str:
-    airflow(env, "dags", "unpause", dag_id)
-    airflow(env, "dags", "trigger", dag_id, "--run-id", run_id)
+def wait_for_run(env: DemoEnv, dag_id: str, run_id: str | None, timeout: float) -> tuple[str, str]:
+    """Wait until run ``run_id`` (or, when None, the DAG's first run) has finished."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        runs = json.loads(airflow(env, "dags", "list-runs", dag_id, "-o", "json").stdout or "[]")
-        state = next((r["state"] for r in runs if r["run_id"] == run_id), None)
-        if state in ("success", "failed"):
-            return str(state)
+        runs = json_rows(airflow(env, "dags", "list-runs", dag_id, "-o", "json").stdout)
+        run = next((r for r in runs if run_id in (None, r["run_id"])), None)
+        if run is not None and run["state"] in ("success", "failed"):
+            return str(run["run_id"]), str(run["state"])
         time.sleep(3)
-    return "timed out"
+    return run_id or "?", "timed out"
+
+
+def run_scheduled(env: DemoEnv, dag_id: str, timeout: float = 1800) -> tuple[str, str]:
+    """Unpause the DAG and let the scheduler run it (catchup is off: it schedules the latest interval)."""
+    airflow(env, "dags", "unpause", dag_id)
+    return wait_for_run(env, dag_id, None, timeout)
+
+
+def trigger_and_wait(env: DemoEnv, dag_id: str, run_id: str, timeout: float = 1800) -> str:
+    """A manual run (e.g. a rerun), as a user would trigger it from the UI."""
+    airflow(env, "dags", "trigger", dag_id, "--run-id", run_id)
+    return wait_for_run(env, dag_id, run_id, timeout)[1]
 
 
 def summarize(env: DemoEnv, dag_id: str, run_id: str) -> dict[str, Counter[str]]:
@@ -216,7 +241,9 @@ def print_report(env: DemoEnv, results: dict[str, tuple[str, str]]) -> None:
     for dag_id, (run_id, state) in results.items():
         print(f"\n== {dag_id}  run {run_id}: {state}")
         print(f"  {'entity':<10}" + "".join(f"{c:>17}" for c in ("read", *columns)))
-        for entity, counts in summarize(env, dag_id, run_id).items():
+        table = summarize(env, dag_id, run_id)
+        for entity in ENTITIES.get(dag_id, tuple(table)):
+            counts = table.get(entity, Counter())
             read = sum(v for k, v in counts.items() if k in columns and k not in ("failed",))
             print(f"  {entity:<10}{read:>17}" + "".join(f"{counts.get(c, 0):>17}" for c in columns))
     letters = get_state_store().dead_letters.list(status="open")
@@ -239,8 +266,7 @@ def run_demo(env: DemoEnv, *, keep_running: bool, seed: dict[str, Any] | None = 
     prepare(env, seed=seed)
     try:
         wait_until_parsed(env, INTEGRATION_DAGS)
-        stamp = time.strftime("%Y%m%dT%H%M%S")
-        results = {dag: (f"demo_{stamp}", trigger_and_wait(env, dag, f"demo_{stamp}")) for dag in INTEGRATION_DAGS}
+        results = {dag: run_scheduled(env, dag) for dag in INTEGRATION_DAGS}
         print_report(env, results)
         if keep_running:
             print(f"\nAirflow UI: http://127.0.0.1:{env.api_port}  (login {UI_USER} / admin)")

@@ -1,0 +1,55 @@
+"""A reduced ``make demo`` in CI: the real scheduler (airflow standalone) runs the integration DAGs
+against the demo story; then a rerun must write nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow_provider_mlconnector import demo
+from airflow_provider_mlconnector.sandbox.server import SandboxControl
+from airflow_provider_mlconnector.state import StateStore
+
+pytestmark = pytest.mark.e2e
+ORG = "00802BRTSIDEMKT0001A"
+
+
+@pytest.fixture(scope="module")
+def running_demo(tmp_path_factory):
+    env = demo.DemoEnv(tmp_path_factory.mktemp("demo"), demo.free_port(0), demo.free_port(0))
+    demo.prepare(env, seed=None)
+    try:
+        demo.wait_until_parsed(env, demo.INTEGRATION_DAGS)
+        yield env
+    finally:
+        demo.stop(env)
+
+
+def test_scheduler_runs_every_integration_dag_then_a_rerun_writes_nothing(running_demo):
+    env = running_demo
+    control = SandboxControl(env.sandbox_url)
+    for dag_id in demo.INTEGRATION_DAGS:
+        run_id, state = demo.run_scheduled(env, dag_id, timeout=900)
+        assert state == "success", f"{dag_id} {run_id}"
+        assert run_id.startswith("scheduled__")  # the scheduler made it, not a test harness
+
+    org = control.state("bill")["organizations"][ORG]
+    numbers = [b["invoice"]["invoiceNumber"] for b in org["bills"]]
+    assert len(numbers) == len(set(numbers))
+    assert {"PFS-1041", "PFS-1042", "ADB-2026-11", "META-88213", "GADS-5521"} <= set(numbers)
+    store = StateStore(env.environ()["MLCONNECTOR_STATE_URL"], fernet_keys=[env.environ()["MLCONNECTOR_FERNET_KEY"]])
+    table = demo.summarize(env, "freshbooks_to_bill", run_id)
+    assert table["bill"]["created"] == 5 and table["bill"]["quarantined"] == 1
+    assert table["payment"]["created"] == 1
+    (letter,) = store.dead_letters.list(status="open")
+    assert letter.error_kind == "unmapped_account"
+
+    control.clear_requests()
+    for dag_id in demo.INTEGRATION_DAGS:
+        assert demo.trigger_and_wait(env, dag_id, "rerun_1", timeout=900) == "success"
+    writes = {
+        route: n
+        for route, n in control.request_counts().items()
+        if route.split()[1] in ("POST", "PUT", "PATCH", "DELETE") and "login" not in route and "oauth" not in route
+    }
+    assert writes == {}
+    assert len(control.state("bill")["organizations"][ORG]["bills"]) == len(numbers)
