@@ -85,6 +85,10 @@ class DemoEnv:
                 "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5",
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
                 "MLCONNECTOR_STATE_URL": f"sqlite:///{self.home / 'mlconnector_state.db'}",
+                # The webhook plugin (on the API server) triggers DAG runs through the REST API.
+                "MLCONNECTOR_AIRFLOW_API_URL": f"http://127.0.0.1:{self.api_port}",
+                "MLCONNECTOR_AIRFLOW_API_USER": UI_USER,
+                "MLCONNECTOR_AIRFLOW_API_PASSWORD": "admin",
                 "MLCONNECTOR_FERNET_KEY": self._secret_file("mlconnector_fernet.key"),
             }
         )
