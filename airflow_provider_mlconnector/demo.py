@@ -40,6 +40,7 @@ POOLS = {
     "quickbooks_api": (10, "QuickBooks allows 10 concurrent requests per realm"),
 }
 UI_USER = "admin"
+UI_PASSWORD = "admin"  # noqa: S105 - the local demo's login, not a secret
 
 
 @dataclass
@@ -75,6 +76,9 @@ class DemoEnv:
                 "AIRFLOW_HOME": str(self.airflow_home),
                 "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                # Airflow loads plugins that providers declare (the webhook receiver, mounted at
+                # /mlconnector on the API server) only when providers are discovered eagerly.
+                "AIRFLOW__CORE__LAZY_DISCOVER_PROVIDERS": "False",
                 "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
                 "AIRFLOW__CORE__PARALLELISM": "8",
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{UI_USER}:admin",
@@ -88,7 +92,7 @@ class DemoEnv:
                 # The webhook plugin (on the API server) triggers DAG runs through the REST API.
                 "MLCONNECTOR_AIRFLOW_API_URL": f"http://127.0.0.1:{self.api_port}",
                 "MLCONNECTOR_AIRFLOW_API_USER": UI_USER,
-                "MLCONNECTOR_AIRFLOW_API_PASSWORD": "admin",
+                "MLCONNECTOR_AIRFLOW_API_PASSWORD": UI_PASSWORD,
                 "MLCONNECTOR_FERNET_KEY": self._secret_file("mlconnector_fernet.key"),
             }
         )
@@ -182,6 +186,11 @@ def prepare(env: DemoEnv, *, seed: dict[str, Any] | None) -> None:
     airflow(env, "db", "migrate")
     for pool, (slots, description) in POOLS.items():
         airflow(env, "pools", "set", pool, str(slots), description)
+    # The simple auth manager would generate a random password; the UI login and the webhook
+    # dispatcher's REST calls (MLCONNECTOR_AIRFLOW_API_PASSWORD) use this one.
+    passwords = env.airflow_home / "simple_auth_manager_passwords.json.generated"
+    passwords.write_text(json.dumps({UI_USER: UI_PASSWORD}) + "\n")
+    passwords.chmod(0o600)
     start(env, "airflow.log", [sys.executable, "-m", "airflow", "standalone"])
     wait_for(f"http://127.0.0.1:{env.api_port}/api/v2/version", 180, "the Airflow API server")
 
@@ -273,7 +282,7 @@ def run_demo(env: DemoEnv, *, keep_running: bool, seed: dict[str, Any] | None = 
         results = {dag: run_scheduled(env, dag) for dag in INTEGRATION_DAGS}
         print_report(env, results)
         if keep_running:
-            print(f"\nAirflow UI: http://127.0.0.1:{env.api_port}  (login {UI_USER} / admin)")
+            print(f"\nAirflow UI: http://127.0.0.1:{env.api_port}  (login {UI_USER} / {UI_PASSWORD})")
             print(f"Sandbox:    {env.sandbox_url}/_sandbox/requests/counts")
         failed = [dag for dag, (_, state) in results.items() if state != "success"]
         if failed:

@@ -32,7 +32,9 @@ class ConcurrencyLimit:
 class SlidingWindowBudget:
     """At most ``n`` calls per ``seconds`` for each (n, seconds) pair, e.g. Expensify's 5/10 s + 20/60 s.
 
-    Blocks (sleeps) until a call fits every window.
+    Blocks (sleeps) until a call fits every window. A call counts from when it was sent until it
+    *completed*: the vendor stamps it somewhere in between, and a slow answer must not let the next
+    window open early (which, under load, is exactly how a client-side budget still earns a 429).
     """
 
     def __init__(
@@ -43,7 +45,8 @@ class SlidingWindowBudget:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.windows = list(windows)
-        self._calls: deque[float] = deque()
+        self._calls: deque[list[float]] = deque()
+        self._in_flight = threading.local()
         self._lock = threading.Lock()
         self._clock = clock
         self._sleep = sleep
@@ -53,23 +56,30 @@ class SlidingWindowBudget:
             with self._lock:
                 wait = self._wait_needed(self._clock())
                 if wait <= 0:
-                    self._calls.append(self._clock())
+                    entry = [self._clock()]
+                    self._calls.append(entry)
+                    self._in_flight.entry = entry
                     return
             self._sleep(wait)
 
     def _wait_needed(self, now: float) -> float:
         longest = max(seconds for _, seconds in self.windows)
-        while self._calls and now - self._calls[0] >= longest:
+        while self._calls and now - self._calls[0][0] >= longest:
             self._calls.popleft()
+        times = sorted(entry[0] for entry in self._calls)
         wait = 0.0
         for limit, seconds in self.windows:
-            recent = [t for t in self._calls if now - t < seconds]
+            recent = [t for t in times if now - t < seconds]
             if len(recent) >= limit:
                 wait = max(wait, recent[-limit] + seconds - now)
         return wait
 
     def release(self) -> None:
-        return None
+        entry = getattr(self._in_flight, "entry", None)
+        if entry is not None:
+            with self._lock:
+                entry[0] = self._clock()
+            self._in_flight.entry = None
 
     def observe(self, response: requests.Response) -> None:
         return None

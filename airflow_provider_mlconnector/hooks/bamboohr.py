@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -29,7 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import requests
 
 from airflow_provider_mlconnector.core.auth import RotatingOAuth, chain_key, oauth_error_parser
-from airflow_provider_mlconnector.core.http import ApiAuth, ApiClient, ErrorInfo, RetrySettings
+from airflow_provider_mlconnector.core.http import ApiAuth, ApiClient, ErrorInfo
 from airflow_provider_mlconnector.core.secrets import mask
 from airflow_provider_mlconnector.exceptions import ConfigurationError
 from airflow_provider_mlconnector.hooks.base import MLConnectorHook
@@ -129,13 +128,9 @@ class BambooHRHook(MLConnectorHook):
         conn_id: str | None = None,
         *,
         state_store: StateStore | None = None,
-        retry: RetrySettings | None = None,
-        sleep: Callable[[float], None] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(conn_id, state_store=state_store, **kwargs)
-        self._retry = retry if retry is not None else RetrySettings()
-        self._sleep = sleep if sleep is not None else time.sleep
 
     # ------------------------------------------------------------------ configuration
 

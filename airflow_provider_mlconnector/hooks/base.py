@@ -7,12 +7,15 @@ A system's hook is a subclass that sets the four Airflow attributes (``conn_name
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 from airflow.sdk import BaseHook
 
+from airflow_provider_mlconnector.core.http import RetrySettings
 from airflow_provider_mlconnector.exceptions import ConfigurationError, MLConnectorError
 
 if TYPE_CHECKING:
@@ -27,6 +30,8 @@ class MLConnectorHook(BaseHook):
 
     :param conn_id: the Airflow connection id; also accepted as ``<system>_conn_id=``.
     :param state_store: the durable state store (tokens, ID map); defaults to the configured one.
+    :param retry: retry policy of API calls (default: the hook's ``default_retry``).
+    :param sleep: how to wait between retries and for throttles (tests inject a fake).
     """
 
     conn_name_attr: ClassVar[str]
@@ -35,13 +40,25 @@ class MLConnectorHook(BaseHook):
     hook_name: ClassVar[str]
     #: where the vendor's API lives when the connection's ``host`` does not override it.
     default_host: ClassVar[str]
+    #: retry policy of API calls unless the caller passes one (tuned per vendor).
+    default_retry: ClassVar[RetrySettings] = RetrySettings()
 
-    def __init__(self, conn_id: str | None = None, *, state_store: StateStore | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        conn_id: str | None = None,
+        *,
+        state_store: StateStore | None = None,
+        retry: RetrySettings | None = None,
+        sleep: Callable[[float], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
         named = kwargs.pop(self.conn_name_attr, None)
         super().__init__(**kwargs)
         self.conn_id: str = conn_id or named or self.default_conn_name
         setattr(self, self.conn_name_attr, self.conn_id)
         self._state_store = state_store
+        self._retry: RetrySettings = retry if retry is not None else self.default_retry
+        self._sleep: Callable[[float], None] = sleep if sleep is not None else time.sleep
 
     # ------------------------------------------------------------------ connection
 

@@ -143,20 +143,17 @@ class BigCommerceHook(MLConnectorHook):
     conn_type: ClassVar[str] = "bigcommerce"
     hook_name: ClassVar[str] = "BigCommerce"
     default_host: ClassVar[str] = "https://api.bigcommerce.com"
+    default_retry: ClassVar[RetrySettings] = RetrySettings(max_attempts=6, base_wait=1.0, max_wait=60.0)
 
     def __init__(
         self,
         conn_id: str | None = None,
         *,
-        retry: RetrySettings | None = None,
-        sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         quota_reserve: int = 2,
         **kwargs: Any,
     ) -> None:
         super().__init__(conn_id, **kwargs)
-        self._retry = retry or RetrySettings(max_attempts=6, base_wait=1.0, max_wait=60.0)
-        self._sleep = sleep
         self._clock = clock
         self._quota_reserve = quota_reserve
 

@@ -395,21 +395,18 @@ class BillHook(MLConnectorHook):
     conn_type: ClassVar[str] = "bill"
     hook_name: ClassVar[str] = "BILL"
     default_host: ClassVar[str] = "https://gateway.prod.bill.com"
+    default_retry: ClassVar[RetrySettings] = RetrySettings(max_attempts=6, base_wait=1.0)
 
     def __init__(
         self,
         conn_id: str | None = None,
         *,
         max_rate_limit_wait: float | None = None,
-        retry: RetrySettings | None = None,
-        sleep: Callable[[float], None] | None = None,
         clock: Callable[[], float] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(conn_id, **kwargs)
         self._max_rate_limit_wait = max_rate_limit_wait
-        self._retry = retry
-        self._sleep = sleep if sleep is not None else time.sleep
         self._error_parser = partial(parse_bill_error, now=clock if clock is not None else time.time)
 
     # ------------------------------------------------------------------ wiring
@@ -452,8 +449,7 @@ class BillHook(MLConnectorHook):
 
     def _retry_settings(self) -> RetrySettings:
         # The longest single wait is max_rate_limit_wait: BILL's hourly cap asks for up to an hour.
-        base = self._retry or RetrySettings(max_attempts=6, base_wait=1.0)
-        return replace(base, max_wait=self.config.max_rate_limit_wait)
+        return replace(self._retry, max_wait=self.config.max_rate_limit_wait)
 
     @cached_property
     def session_auth(self) -> BillSessionAuth:

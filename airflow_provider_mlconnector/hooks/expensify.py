@@ -122,20 +122,17 @@ class ExpensifyHook(MLConnectorHook):
     conn_type: ClassVar[str] = "expensify"
     hook_name: ClassVar[str] = "Expensify"
     default_host: ClassVar[str] = "https://integrations.expensify.com"
+    default_retry: ClassVar[RetrySettings] = RetrySettings(max_attempts=6, base_wait=2.0, max_wait=90.0)
 
     def __init__(
         self,
         conn_id: str | None = None,
         *,
-        retry: RetrySettings | None = None,
-        sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         download_polls: int = 6,
         **kwargs: Any,
     ) -> None:
         super().__init__(conn_id, **kwargs)
-        self._retry = retry or RetrySettings(max_attempts=6, base_wait=2.0, max_wait=90.0)
-        self._sleep = sleep
         self._clock = clock
         self.download_polls = download_polls
 

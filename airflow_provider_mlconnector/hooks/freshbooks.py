@@ -21,7 +21,7 @@ import hashlib
 import hmac
 import json
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from decimal import Decimal, InvalidOperation
 from enum import IntEnum
@@ -32,7 +32,7 @@ from urllib.parse import urlencode
 import requests
 
 from airflow_provider_mlconnector.core.auth import Credential, HeaderAuth, RotatingOAuth, chain_key, oauth_error_parser
-from airflow_provider_mlconnector.core.http import ApiClient, ErrorInfo, ErrorKind, RetrySettings
+from airflow_provider_mlconnector.core.http import ApiClient, ErrorInfo, ErrorKind
 from airflow_provider_mlconnector.core.paging import PageNumberPaginator
 from airflow_provider_mlconnector.core.throttle import SlidingWindowBudget
 from airflow_provider_mlconnector.exceptions import ConfigurationError
@@ -316,14 +316,10 @@ class FreshBooksHook(MLConnectorHook):
         self,
         conn_id: str | None = None,
         *,
-        retry: RetrySettings | None = None,
-        sleep: Callable[[float], None] | None = None,
         requests_per_minute: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(conn_id, **kwargs)
-        self._retry = retry or RetrySettings()
-        self._sleep = sleep
         self._requests_per_minute = requests_per_minute
 
     # ------------------------------------------------------------------ setup
@@ -353,9 +349,7 @@ class FreshBooksHook(MLConnectorHook):
         )
 
     def _api_client(self, auth: Any, error_parser: Any) -> ApiClient:
-        kwargs: dict[str, Any] = {"retry": self._retry}
-        if self._sleep is not None:
-            kwargs["sleep"] = self._sleep
+        kwargs: dict[str, Any] = {"retry": self._retry, "sleep": self._sleep}
         throttle = SlidingWindowBudget([(self._requests_per_minute, 60.0)]) if self._requests_per_minute else None
         return ApiClient(
             system=SYSTEM,

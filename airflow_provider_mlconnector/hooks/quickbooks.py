@@ -214,14 +214,10 @@ class QuickBooksHook(MLConnectorHook):
         conn_id: str | None = None,
         *,
         state_store: StateStore | None = None,
-        retry: RetrySettings | None = None,
-        sleep: Callable[[float], None] | None = None,
         clock: Callable[[], float] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(conn_id, state_store=state_store, **kwargs)
-        self._retry = retry if retry is not None else RetrySettings()
-        self._sleep = sleep if sleep is not None else time.sleep
         self._clock = clock if clock is not None else time.time
 
     # ------------------------------------------------------------------ configuration
