@@ -78,11 +78,12 @@ class DemoEnv:
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 # Airflow loads plugins that providers declare (the webhook receiver, mounted at
                 # /mlconnector on the API server) only when providers are discovered eagerly.
-                "AIRFLOW__CORE__LAZY_DISCOVER_PROVIDERS": "False",
                 "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
                 "AIRFLOW__CORE__PARALLELISM": "8",
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{UI_USER}:admin",
                 "AIRFLOW__CORE__FERNET_KEY": self._secret_file("airflow_fernet.key"),
+                # Local only: the demo login is the well-known admin / admin.
+                "AIRFLOW__API__HOST": "127.0.0.1",
                 "AIRFLOW__API__PORT": str(self.api_port),
                 "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{self.api_port}",
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.api_port}/execution/",

@@ -164,10 +164,4 @@ def get_provider_info() -> dict[str, Any]:
         "description": "Keeps FreshBooks, BILL, BigCommerce, Expensify, BambooHR and QuickBooks Online in sync.",
         "versions": [__version__],
         "connection-types": CONNECTION_TYPES,
-        "plugins": [
-            {
-                "name": "mlconnector_webhooks",
-                "plugin-class": "airflow_provider_mlconnector.webhooks.plugin.MLConnectorWebhooksPlugin",
-            }
-        ],
     }

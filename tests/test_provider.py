@@ -111,9 +111,16 @@ def test_hook_accepts_named_conn_id_and_host_override(monkeypatch):
     assert hook.extra("store_hash") == "abc"
 
 
-def test_webhook_plugin_is_declared_and_loads():
-    (plugin,) = provider_info()["plugins"]
-    module, _, cls = plugin["plugin-class"].rpartition(".")
-    loaded = getattr(importlib.import_module(module), cls)
-    (app,) = loaded.fastapi_apps
+def test_webhook_plugin_is_registered_and_airflow_loads_it():
+    # An `airflow.plugins` entry point (provider-declared plugins load only with eager discovery).
+    (ep,) = [ep for ep in entry_points(group="airflow.plugins") if ep.name == "mlconnector_webhooks"]
+    (app,) = ep.load().fastapi_apps
     assert app["url_prefix"] == "/mlconnector"
+    out = subprocess.run(
+        [sys.executable, "-m", "airflow", "plugins", "-o", "json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert "airflow_provider_mlconnector.webhooks.plugin" in out.stdout

@@ -165,6 +165,7 @@ def test_bill_payment_webhook_records_the_payment_once_through_real_airflow(runn
         every=0.2,
     )
     assert first["url"] == receiver_url and first["status"] == 200, f"{first}{log_tail(env)}"
+    assert SIGNATURE_HEADER in {k.lower() for k in first["headers"]}, first["headers"]
     body = first["body"].encode()
     event_id = json.loads(body)["metadata"]["eventId"]
     assert json.loads(body)["metadata"]["eventType"] == "payment.updated"
