@@ -38,6 +38,7 @@ from airflow_provider_mlconnector.exceptions import (
     WriteOutcomeUnknownError,
 )
 from airflow_provider_mlconnector.state.audit import AuditAction, AuditEvent
+from airflow_provider_mlconnector.state.dead_letters import LetterStatus
 from airflow_provider_mlconnector.state.id_map import ClaimOutcome, content_fingerprint
 
 if TYPE_CHECKING:
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: stored with a dead letter, so an unchanged record the vendor refused is not sent again.
+FINGERPRINT_KEY = "_mlconnector_fingerprint"
 Action = Literal["create", "update", "match", "unchanged", "skip", "quarantine"]
 Record = dict[str, Any]
 
@@ -232,11 +235,32 @@ class SyncEngine:
         except RecordError as exc:
             return Decision(source_id, "quarantine", reason=exc.reason, error_kind=exc.kind, record=record)
         fingerprint = content_fingerprint(payload)
+        rejected = self._still_rejected(source_id, fingerprint)
+        if rejected is not None:
+            # The vendor already refused exactly this content and nobody asked for a replay:
+            # sending it again would only be refused again. It stays in the dead-letter queue.
+            return Decision(
+                source_id,
+                "quarantine",
+                natural_key,
+                fingerprint,
+                reason=rejected.reason,
+                error_kind=rejected.error_kind,
+                record=record,
+            )
         base = Decision(source_id, "create", natural_key, fingerprint, payload=payload, record=record)
         if mapped and mapping is not None:
             base.target_id = mapping.target_id
             base.action = "unchanged" if mapping.fingerprint == fingerprint else "update"
         return base
+
+    def _still_rejected(self, source_id: str, fingerprint: str) -> Any:
+        spec = self.spec
+        letter = self.store.dead_letters.open_for(spec.pair, spec.entity, spec.source_tenant, source_id)
+        if letter is None or letter.status != LetterStatus.OPEN:
+            return None
+        same = (letter.payload or {}).get(FINGERPRINT_KEY) == fingerprint
+        return letter if same and letter.error_kind == "validation" else None
 
     def _match_in_target(self, drafts: list[Decision], pending: list[tuple[str, Record]]) -> None:
         index = self.spec.index_existing(pending)
@@ -392,7 +416,7 @@ class SyncEngine:
             decision.source_id,
             reason=reason,
             error_kind=kind,
-            payload=decision.record or {},
+            payload={**(decision.record or {}), FINGERPRINT_KEY: decision.fingerprint},
             run_id=self.run.run_id,
         )
         summary: dict[str, Any] = {"reason": reason, "kind": kind, "dead_letter_id": letter.id}

@@ -181,11 +181,24 @@ def test_unmappable_record_is_dead_lettered_then_replayed_once(store, fake):
     assert actions == ["quarantined", "quarantined", "created", "replayed", "unchanged"]
 
 
-def test_vendor_rejection_releases_the_claim_and_dead_letters(store, fake):
+def test_vendor_rejection_releases_the_claim_and_is_not_resent_until_replayed(store, fake):
     fake.reject = {"Pixel"}
     assert run(store) == {"created": 2, "quarantined": 1}
     assert store.id_map.get("a_to_b", "thing", "src-tenant", "2") is None
-    fake.reject = set()
+    fake.reject = set()  # the cause is fixed on the target side...
+    attempts = fake.creates
+    assert run(store, run_id="r2") == {"unchanged": 2, "quarantined": 1}
+    assert fake.creates == attempts  # ...but the same content is not sent again on its own
+    (letter,) = store.dead_letters.list(status="open", pair="a_to_b")
+    store.dead_letters.request_replay([letter.id])  # on-call: `mlconnector-state dlq replay <id>`
+    assert run(store, run_id="r3") == {"unchanged": 2, "created": 1}
+    assert store.dead_letters.get(letter.id).status == "replayed"
+
+
+def test_changed_source_record_is_retried_after_a_rejection(store, fake):
+    fake.reject = {"Pixel"}
+    run(store)
+    FakeSpec.source_records[1]["name"] = "Pixel Forge"  # the accountant fixes the record itself
     assert run(store, run_id="r2") == {"unchanged": 2, "created": 1}
 
 

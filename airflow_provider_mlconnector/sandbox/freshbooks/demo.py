@@ -504,13 +504,33 @@ _KINDS = [
     "Partners",
 ]
 _SUFFIXES = ("LLC", "Inc.", "Co.", "Ltd", "Group")
-_COUNTRIES = ("United States", "United States", "United States", "Canada", "Ireland", "United Kingdom")
+# (country, city, province, postal code): realistic, complete addresses as a real AP ledger has them.
+_PLACES = (
+    ("United States", "Austin", "Texas", "78701"),
+    ("United States", "Denver", "Colorado", "80202"),
+    ("United States", "Portland", "Oregon", "97205"),
+    ("Canada", "Toronto", "Ontario", "M5V 2T6"),
+    ("Ireland", "Dublin", "Leinster", "D02 X285"),
+    ("United Kingdom", "London", "Greater London", "EC1A 1BB"),
+)
+# Mostly mapped categories; a few meals lines so a benchmark also exercises the dead-letter path.
+_CATEGORY_WEIGHTS = (30, 25, 25, 18, 2)
 
 
 def generated_vendor(n: int, rng: random.Random) -> dict[str, Any]:
-    """A synthetic bill vendor (numbered so names stay unique)."""
+    """A synthetic bill vendor (numbered so names stay unique) with a complete address."""
     name = f"{rng.choice(_WORDS)} {rng.choice(_KINDS)} {rng.choice(_SUFFIXES)} #{n:05d}"
-    return {"vendor_name": name, "country": rng.choice(_COUNTRIES), "currency_code": "USD", "language": "en"}
+    country, city, province, postal = rng.choice(_PLACES)
+    return {
+        "vendor_name": name,
+        "street": f"{rng.randint(1, 999)} Market Street",
+        "city": city,
+        "province": province,
+        "postal_code": postal,
+        "country": country,
+        "currency_code": "USD",
+        "language": "en",
+    }
 
 
 def generated_bill(n: int, vendorid: int, rng: random.Random) -> dict[str, Any]:
@@ -519,7 +539,11 @@ def generated_bill(n: int, vendorid: int, rng: random.Random) -> dict[str, Any]:
     for _ in range(rng.randint(1, 3)):
         cents = rng.randint(500, 500_000)
         lines.append(
-            _line(rng.choice(CATEGORIES)["id"], f"Generated line {n}", str(Decimal(cents) / 100)),
+            _line(
+                rng.choices(CATEGORIES, weights=_CATEGORY_WEIGHTS)[0]["id"],
+                f"Generated line {n}",
+                str(Decimal(cents) / 100),
+            ),
         )
     return {
         "vendorid": vendorid,
