@@ -41,6 +41,7 @@ PAIR = "freshbooks_to_bill"
 FRESHBOOKS = os.environ.get("MLCONNECTOR_FRESHBOOKS_CONN_ID", "freshbooks_default")
 BILL = os.environ.get("MLCONNECTOR_BILL_CONN_ID", "bill_default")
 BILL_POOL = os.environ.get("MLCONNECTOR_BILL_POOL", "bill_api")
+BILL_CONCURRENCY = 3
 
 with DAG(
     dag_id=PAIR,
@@ -82,8 +83,14 @@ with DAG(
         match = MatchOperator.partial(
             task_id=f"match_{entity}s", pool=BILL_POOL if target == BILL else "default_pool", **common
         ).expand(records=extract.output)
+        # BILL allows 3 concurrent requests per organization: an upsert writing to BILL takes all
+        # 3 pool slots and writes 3 records at a time, so the pool still caps it across tasks.
         upsert = UpsertOperator.partial(
-            task_id=f"upsert_{entity}s", pool=BILL_POOL if target == BILL else "default_pool", **common
+            task_id=f"upsert_{entity}s",
+            pool=BILL_POOL if target == BILL else "default_pool",
+            pool_slots=BILL_CONCURRENCY if target == BILL else 1,
+            workers=BILL_CONCURRENCY,
+            **common,
         ).expand(decisions=match.output)
         if previous is not None:
             previous >> extract

@@ -27,6 +27,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -277,15 +278,32 @@ class SyncEngine:
                 decision.target_id = self.spec.target_id(found)
 
     # --- upsert ---------------------------------------------------------------------------
-    def upsert(self, decisions: Iterable[Decision]) -> BatchResult:
-        """Carry out decisions; record-level failures are dead-lettered, transient ones retried later."""
+    def upsert(self, decisions: Iterable[Decision], *, workers: int = 1) -> BatchResult:
+        """Carry out decisions; record-level failures are dead-lettered, transient ones retried later.
+
+        :param workers: records written in parallel. Each record is still written exactly once
+            (claims are per record); keep it within the vendor's concurrency limit (BILL: 3).
+        """
         result = BatchResult()
-        for decision in decisions:
-            outcome = self._apply(decision, result)
-            result.counts[outcome] += 1
+        with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="upsert") as pool:
+            for outcome, retry_id in pool.map(self._apply, decisions):
+                result.counts[outcome] += 1
+                if retry_id is not None:
+                    result.retry_later.append(retry_id)
         return result
 
-    def _apply(self, decision: Decision, result: BatchResult) -> str:
+    def _apply(self, decision: Decision) -> tuple[str, str | None]:
+        """One record's outcome, and its id when it must be retried later."""
+        try:
+            return self._apply_one(decision), None
+        except RetryableApiError as exc:
+            # Transient after the core's own retries: leave it for the task retry (its claim, if
+            # any, is kept and will be recovered by natural-key lookup).
+            log.warning("%s %s: %s; will retry", self.spec.entity, decision.source_id, exc)
+            self._audit(decision, AuditAction.FAILED, summary={"error": exc.to_dict(), "retrying": True})
+            return "retry_later", decision.source_id
+
+    def _apply_one(self, decision: Decision) -> str:
         if self.run.dry_run:
             log.info("dry run: would %s %s %s", decision.action, self.spec.entity, decision.source_id)
             return f"would_{decision.action}"
@@ -293,13 +311,6 @@ class SyncEngine:
             outcome = self._write(decision)
         except RecordError as exc:
             return self._quarantine(decision, exc.reason, exc.kind, exc)
-        except RetryableApiError as exc:
-            # Transient after the core's own retries: leave it for the task retry (its claim, if
-            # any, is kept and will be recovered by natural-key lookup).
-            log.warning("%s %s: %s; will retry", self.spec.entity, decision.source_id, exc)
-            self._audit(decision, AuditAction.FAILED, summary={"error": exc.to_dict(), "retrying": True})
-            result.retry_later.append(decision.source_id)
-            return "retry_later"
         if outcome in ("created", "updated", "matched_existing", "unchanged"):
             self._close_dead_letter(decision)
         return outcome

@@ -169,16 +169,21 @@ class UpsertOperator(SyncStepOperator):
     them through the ID map's write-intent protocol and cannot create duplicates.
 
     :param decisions: one batch of decisions from :class:`MatchOperator`.
+    :param workers: records written in parallel within the task; give the task as many pool
+        slots (``pool_slots``) so the pool still caps the vendor's concurrency across tasks.
     """
 
     template_fields: Sequence[str] = (*SyncStepOperator.template_fields, "decisions")
 
-    def __init__(self, *, decisions: Any, **kwargs: Any) -> None:
+    def __init__(self, *, decisions: Any, workers: int = 1, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.decisions = decisions
+        self.workers = workers
 
     def execute(self, context: Context) -> dict[str, Any]:
-        result: BatchResult = self.engine(context).upsert(decisions_from_xcom(self.decisions or []))
+        result: BatchResult = self.engine(context).upsert(
+            decisions_from_xcom(self.decisions or []), workers=self.workers
+        )
         self.record_peak_memory(context)
         log.info("%s/%s: %s", self.pair, self.entity, dict(result.counts))
         if result.retry_later:

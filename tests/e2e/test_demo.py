@@ -3,6 +3,8 @@ against the demo story; then a rerun must write nothing."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from airflow_provider_mlconnector import demo
@@ -53,3 +55,37 @@ def test_scheduler_runs_every_integration_dag_then_a_rerun_writes_nothing(runnin
     }
     assert writes == {}
     assert len(control.state("bill")["organizations"][ORG]["bills"]) == len(numbers)
+
+
+def test_backfill_window_is_safe_and_keeps_the_live_watermark(running_demo):
+    """`airflow backfill create` (Airflow 2's `dags backfill`) over the last three hours: the
+    scheduler runs each interval, nothing is duplicated, and the live watermark does not move."""
+    from datetime import datetime, timedelta, timezone
+
+    env = running_demo
+    control = SandboxControl(env.sandbox_url)
+    store = StateStore(env.environ()["MLCONNECTOR_STATE_URL"], fernet_keys=[env.environ()["MLCONNECTOR_FERNET_KEY"]])
+    demo.run_scheduled(env, "freshbooks_to_bill", timeout=900)  # no-op if the first test already ran it
+    mark = store.watermarks.get("freshbooks_to_bill", "payment", ORG)
+    bills_before = len(control.state("bill")["organizations"][ORG]["bills"])
+    now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    start, end = now - timedelta(hours=3), now - timedelta(hours=2)
+    demo.airflow(
+        env,
+        "backfill", "create", "--dag-id", "freshbooks_to_bill",
+        "--from-date", start.isoformat(), "--to-date", end.isoformat(),
+        "--reprocess-behavior", "completed",
+    )  # fmt: skip
+    deadline = time.monotonic() + 900
+    while True:
+        runs = demo.json_rows(demo.airflow(env, "dags", "list-runs", "freshbooks_to_bill", "-o", "json").stdout)
+        backfills = [r for r in runs if r["run_id"].startswith("backfill__")]
+        if backfills and all(r["state"] in ("success", "failed") for r in backfills):
+            break
+        assert time.monotonic() < deadline, runs
+        time.sleep(3)
+    assert backfills and {r["state"] for r in backfills} == {"success"}
+    org = control.state("bill")["organizations"][ORG]
+    numbers = [b["invoice"]["invoiceNumber"] for b in org["bills"]]
+    assert len(numbers) == len(set(numbers)) == bills_before
+    assert store.watermarks.get("freshbooks_to_bill", "payment", ORG) == mark

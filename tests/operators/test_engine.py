@@ -110,11 +110,11 @@ def fake():
     return FakeSpec.fake
 
 
-def run(store, run_id="r1", try_number=1, dry_run=False):
+def run(store, run_id="r1", try_number=1, dry_run=False, workers=1):
     engine = SyncEngine(FakeSpec(None, None, store), store, RunInfo("dag", run_id, "upsert", 0, try_number, dry_run))
     counts = {}
     for batch in engine.extract(ALL):
-        result = engine.upsert(engine.match(batch))
+        result = engine.upsert(engine.match(batch), workers=workers)
         for k, v in result.counts.items():
             counts[k] = counts.get(k, 0) + v
         if result.retry_later:
@@ -212,3 +212,17 @@ def test_dry_run_writes_nothing(store, fake):
     assert run(store, dry_run=True) == {"would_create": 3}
     assert fake.creates == 0
     assert store.id_map.list("a_to_b", "thing") == []
+
+
+def test_parallel_workers_write_each_record_once(store, fake):
+    FakeSpec.source_records = [
+        {"id": str(i), "name": f"Vendor {i}", "amount": "1.00", "category": "x"} for i in range(40)
+    ]
+    FakeSpec.batch_size = 40
+    try:
+        assert run(store, workers=4) == {"created": 40}
+        assert run(store, run_id="r2", workers=4) == {"unchanged": 40}
+    finally:
+        FakeSpec.batch_size = 2
+    assert fake.creates == 40
+    assert len({r["name"] for r in fake.records.values()}) == 40
