@@ -80,3 +80,13 @@ def test_sandbox_service_serves_the_emulator():
     sandbox = COMPOSE["services"]["sandbox"]
     assert "airflow_provider_mlconnector.sandbox" in sandbox["entrypoint"]
     assert "8900:8900" in sandbox["ports"]
+
+
+def test_connections_point_at_the_sandbox_service():
+    import json
+
+    from airflow_provider_mlconnector.sandbox.core import Sandbox
+
+    env = service_env("airflow-worker")
+    for name, conn in Sandbox().connections("http://sandbox:8900").items():
+        assert json.loads(env[f"AIRFLOW_CONN_{name.upper()}_DEFAULT"]) == conn
