@@ -232,11 +232,11 @@ class ApiClient:
             raise
 
     def _send_once(self, call: _Call) -> requests.Response:
-        if self.throttle is not None:
-            self.throttle.acquire()
-        started = time.monotonic()
-        try:
-            response = self.session.request(
+        # Prepare first: applying the auth may renew the credential (a login, a token refresh),
+        # which is itself a call through a throttle. Doing it while holding a throttle permit
+        # deadlocks as soon as every permit is held by a caller waiting for that renewal.
+        prepared = self.session.prepare_request(
+            requests.Request(
                 call.method,
                 call.url,
                 params=call.params,
@@ -244,9 +244,13 @@ class ApiClient:
                 data=call.data,
                 headers=dict(call.headers or {}),
                 auth=self.auth,
-                timeout=self.timeout,
-                allow_redirects=False,
             )
+        )
+        if self.throttle is not None:
+            self.throttle.acquire()
+        started = time.monotonic()
+        try:
+            response = self.session.send(prepared, timeout=self.timeout, allow_redirects=False)
         except requests.RequestException as exc:
             raise self._transport_error(call, exc) from None
         finally:

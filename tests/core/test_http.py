@@ -244,3 +244,38 @@ def test_offset_paginator_stops_on_short_page(requests_mock, sleeps):
     )
     paginator = OffsetPaginator(offset_param="start", size_param="max", size=3, first_offset=1)
     assert list(client(sleeps).paginate("/q", paginator, records=lambda p: p["rows"])) == data
+
+
+def test_credential_renewal_never_waits_for_a_throttle_permit_it_holds(requests_mock, sleeps):
+    """Three workers share a 3-permit limit and a session that must first be created by a login
+    that is itself throttled: renewal must happen outside the permit, or everything deadlocks."""
+    import threading
+
+    from airflow_provider_mlconnector.core.throttle import ConcurrencyLimit
+
+    limit = ConcurrencyLimit(3)
+    login_client = ApiClient(system="toy", base_url=BASE, sleep=sleeps, throttle=limit)
+    barrier = threading.Barrier(3)
+    lock = threading.Lock()
+
+    class SessionAuth(ApiAuth):
+        session = None
+
+        def __call__(self, request):
+            barrier.wait(timeout=5)  # all three workers are mid-request before anyone logs in
+            with lock:
+                if self.session is None:
+                    self.session = login_client.send_json("POST", "/login")["sessionId"]
+            request.headers["sessionId"] = self.session
+            return request
+
+    requests_mock.post(f"{BASE}/login", json={"sessionId": "s-1"})
+    requests_mock.get(f"{BASE}/things", json={"ok": True})
+    c = ApiClient(system="toy", base_url=BASE, sleep=sleeps, throttle=limit, auth=SessionAuth())
+    results = []
+    workers = [threading.Thread(target=lambda: results.append(c.get_json("/things"))) for _ in range(3)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=10)
+    assert results == [{"ok": True}] * 3, "workers deadlocked on the throttle during the login"
