@@ -461,7 +461,7 @@ class SyncEngine:
                 run_id=self.run.run_id,
                 task_id=self.run.task_id,
                 try_number=self.run.try_number,
-                summary={"natural_key": decision.natural_key, "decision": decision.action, **(summary or {})},
+                summary={"match_on": decision.natural_key, "decision": decision.action, **(summary or {})},
             )
         )
 

@@ -10,25 +10,13 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
+from airflow_provider_mlconnector.core.secrets import SENSITIVE_WORDS
+
 MASK = "***"
 
 # Substring match on the key name, case-insensitive. "key" alone is deliberately broad (it also
 # hides e.g. "natural_key"): an over-redacted audit row costs nothing, a leaked secret does.
-SENSITIVE_KEY_PARTS: tuple[str, ...] = (
-    "token",
-    "secret",
-    "password",
-    "passwd",
-    "authorization",
-    "api_key",
-    "apikey",
-    "session",
-    "key",
-    "verifier",
-    "credential",
-    "signature",
-    "cookie",
-)
+SENSITIVE_KEY_PARTS: tuple[str, ...] = (*SENSITIVE_WORDS, "key", "cookie")
 
 # Credentials pasted into free text (e.g. an echoed request header inside an error message).
 _AUTH_SCHEME = re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
