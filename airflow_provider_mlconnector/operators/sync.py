@@ -107,7 +107,7 @@ class ExtractOperator(SyncStepOperator):
         super().__init__(**kwargs)
         self.lookback = lookback
 
-    def execute(self, context: Context) -> list[list[dict[str, Any]]]:
+    def execute(self, context: Context) -> list[dict[str, Any]]:
         engine = self.engine(context)
         spec = engine.spec
         params = context.get("params") or {}
@@ -139,14 +139,22 @@ class ExtractOperator(SyncStepOperator):
                 "tenant": spec.source_tenant,
             },
         )
-        return batches
+        # One XCom per batch, and only small references in the return value: each mapped match
+        # task then pulls its own batch, never the whole extract (a 10,000-bill list is ~15 MB).
+        refs = []
+        for index, batch in enumerate(batches):
+            key = f"batch_{index}"
+            context["ti"].xcom_push(key=key, value=batch)
+            refs.append({"task_id": self.task_id, "key": key, "records": len(batch)})
+        return refs
 
 
 class MatchOperator(SyncStepOperator):
     """Decide per record (read-only): unchanged, update, match an existing target record, create,
     skip or quarantine. Safe in a dry run.
 
-    :param records: one batch from :class:`ExtractOperator` (usually via ``.expand``).
+    :param records: one batch reference from :class:`ExtractOperator` (usually via ``.expand``),
+        or a list of records.
     """
 
     template_fields: Sequence[str] = (*SyncStepOperator.template_fields, "records")
@@ -156,10 +164,23 @@ class MatchOperator(SyncStepOperator):
         self.records = records
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
-        decisions = self.engine(context).match(list(self.records or []))
+        decisions = self.engine(context).match(self.batch(context))
         self.record_peak_memory(context)
         log.info("%s/%s: %s", self.pair, self.entity, dict(Counter(d.action for d in decisions)))
         return decisions_to_xcom(decisions)
+
+    def batch(self, context: Context) -> list[dict[str, Any]]:
+        if isinstance(self.records, dict) and "key" in self.records:
+            pulled = context["ti"].xcom_pull(task_ids=self.records["task_id"], key=self.records["key"])
+            records = list(pulled or [])
+            if len(records) != int(self.records["records"]):
+                raise RetryableApiError(
+                    f"batch {self.records['key']} of {self.records['task_id']} holds {len(records)} records, "
+                    f"expected {self.records['records']}",
+                    system=self.pair,
+                )
+            return records
+        return list(self.records or [])
 
 
 class UpsertOperator(SyncStepOperator):
