@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import requests
 
-from airflow_provider_mlconnector.core.auth import RotatingOAuth, chain_key, oauth_error_parser
+from airflow_provider_mlconnector.core.auth import RotatingOAuth, chain_key
 from airflow_provider_mlconnector.core.http import ApiAuth, ApiClient, ErrorInfo
 from airflow_provider_mlconnector.core.secrets import mask
 from airflow_provider_mlconnector.exceptions import ConfigurationError
@@ -173,15 +173,8 @@ class BambooHRHook(MLConnectorHook):
         if config.auth_type == "api_key":
             return ApiKeyAuth(config.secret)
         assert config.client_id is not None
-        token_client = ApiClient(
-            system=SYSTEM,
-            base_url=config.token_url,
-            error_parser=oauth_error_parser,
-            retry=self._retry,
-            sleep=self._sleep,
-        )
         return RotatingOAuth(
-            token_client=token_client,
+            token_client=self.token_client(config.token_url),
             token_path=config.token_url,
             client_id=config.client_id,
             client_secret=config.secret,

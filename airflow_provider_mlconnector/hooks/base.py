@@ -112,6 +112,19 @@ class MLConnectorHook(BaseHook):
     def get_conn(self) -> ApiClient:
         return self.client
 
+    def token_client(self, token_url: str) -> ApiClient:
+        """An unauthenticated client on an OAuth token endpoint (errors read the RFC 6749 way)."""
+        from airflow_provider_mlconnector.core.auth import oauth_error_parser
+        from airflow_provider_mlconnector.core.http import ApiClient
+
+        return ApiClient(
+            system=self.conn_type,
+            base_url=token_url,
+            error_parser=oauth_error_parser,
+            retry=self._retry,
+            sleep=self._sleep,
+        )
+
     @property
     def state(self) -> StateStore:
         if self._state_store is None:

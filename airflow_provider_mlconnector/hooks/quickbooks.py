@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import requests
 
-from airflow_provider_mlconnector.core.auth import RotatingOAuth, chain_key, oauth_error_parser
+from airflow_provider_mlconnector.core.auth import RotatingOAuth, chain_key
 from airflow_provider_mlconnector.core.http import ApiClient, ErrorInfo, RetrySettings
 from airflow_provider_mlconnector.core.paging import OffsetPaginator
 from airflow_provider_mlconnector.core.throttle import ConcurrencyLimit, SlidingWindowBudget, Throttles
@@ -250,15 +250,8 @@ class QuickBooksHook(MLConnectorHook):
     @cached_property
     def auth(self) -> RotatingOAuth:
         config = self.config
-        token_client = ApiClient(
-            system=SYSTEM,
-            base_url=config.token_url,
-            error_parser=oauth_error_parser,
-            retry=self._retry,
-            sleep=self._sleep,
-        )
         return RotatingOAuth(
-            token_client=token_client,
+            token_client=self.token_client(config.token_url),
             token_path=config.token_url,
             client_id=config.client_id,
             client_secret=config.client_secret,
