@@ -23,16 +23,6 @@ from airflow_provider_mlconnector.exceptions import (
 BASE = "https://api.example.test"
 
 
-class Sleeps(list):
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-
-
-@pytest.fixture
-def sleeps():
-    return Sleeps()
-
-
 def client(sleeps, **kwargs) -> ApiClient:
     return ApiClient(system="toy", base_url=BASE, sleep=sleeps, retry=RetrySettings(max_attempts=4), **kwargs)
 

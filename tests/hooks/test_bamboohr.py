@@ -8,7 +8,6 @@ from datetime import datetime, timezone
 
 import pytest
 import requests
-from cryptography.fernet import Fernet
 
 from airflow_provider_mlconnector.core.auth import chain_key
 from airflow_provider_mlconnector.core.http import RetrySettings
@@ -27,31 +26,18 @@ from airflow_provider_mlconnector.sandbox.bamboohr import (
     SANDBOX_OAUTH_REFRESH_TOKEN,
     BambooHRSandbox,
 )
-from airflow_provider_mlconnector.sandbox.server import RunningSandbox
-from airflow_provider_mlconnector.state import StateStore
 
 CONN_ID = "bhr_test"
 TOKEN_ROUTE = "bamboohr POST /token.php"
 RECEIVER = "http://127.0.0.1:9/bamboohr"
 
 
-class Sleeps(list):
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-
-
-@pytest.fixture(scope="module")
-def running():
-    sandbox = RunningSandbox(systems=[BambooHRSandbox])
-    yield sandbox
-    sandbox.stop()
+SANDBOX_SYSTEMS = [BambooHRSandbox]
 
 
 @pytest.fixture(autouse=True)
-def demo(running):
-    running.sandbox.ctx.clock.offset = 0.0  # reset() keeps the clock; tests fast-forward it
-    running.control.reset()
-    running.control.seed_demo()
+def demo(reset_demo):
+    reset_demo(rewind_clock=True)
 
 
 @pytest.fixture
@@ -60,29 +46,19 @@ def emulator(running) -> BambooHRSandbox:
 
 
 @pytest.fixture
-def store(tmp_path):
-    return StateStore(f"sqlite:///{tmp_path}/state.db", fernet_keys=[Fernet.generate_key().decode()])
+def store(state_store):
+    return state_store
 
 
 @pytest.fixture
-def conn(running, emulator, monkeypatch):
+def conn(running, emulator, use_connection):
     def set_conn(mode="api_key", **overrides):
         base = f"{running.url}/bamboohr"
         connection = emulator.oauth_connection(base) if mode == "oauth" else emulator.connection(base)
-        extra = overrides.pop("extra", None)
-        connection.update(overrides)
-        if extra is not None:
-            connection["extra"] = {**connection["extra"], **extra}
-        monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(connection))
-        return connection
+        return use_connection(CONN_ID, connection, **overrides)
 
     set_conn()
     return set_conn
-
-
-@pytest.fixture
-def sleeps():
-    return Sleeps()
 
 
 @pytest.fixture

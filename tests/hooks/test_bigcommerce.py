@@ -12,7 +12,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 import requests_mock
-from cryptography.fernet import Fernet
 
 from airflow_provider_mlconnector.core.http import RetrySettings
 from airflow_provider_mlconnector.exceptions import (
@@ -32,61 +31,25 @@ from airflow_provider_mlconnector.hooks.bigcommerce import (
     verify_signature,
 )
 from airflow_provider_mlconnector.sandbox.bigcommerce import ACCESS_TOKEN, CLIENT_SECRET, BigCommerceSandbox
-from airflow_provider_mlconnector.sandbox.server import RunningSandbox
-from airflow_provider_mlconnector.state import StateStore
 
 UTC = timezone.utc
 MOCK_BASE = "https://api.bigcommerce.test/stores/summit7x"
 
 
-class FakeTime:
-    """A monotonic clock moved only by ``sleep``; optionally fast-forwards the sandbox too."""
-
-    def __init__(self, control=None) -> None:
-        self.now = 1000.0
-        self.slept: list[float] = []
-        self.control = control
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-        if self.control is not None and seconds > 0:
-            self.control.advance_clock(seconds)
-
-
-@pytest.fixture(scope="module")
-def sandbox():
-    running = RunningSandbox(systems=[BigCommerceSandbox])
-    yield running
-    running.stop()
+SANDBOX_SYSTEMS = [BigCommerceSandbox]
 
 
 @pytest.fixture(autouse=True)
-def _demo(sandbox):
-    sandbox.control.reset()
-    sandbox.control.seed_demo()
-    yield
-    system = sandbox.sandbox.systems["bigcommerce"]
-    system.switches.clear()
-    system.switches.update(BigCommerceSandbox.default_switches)
+def _demo(reset_demo):
+    reset_demo(restore_switches=True)
 
 
 @pytest.fixture
-def state_store(tmp_path):
-    store = StateStore(f"sqlite:///{tmp_path}/state.db", fernet_keys=[Fernet.generate_key().decode()])
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def make_hook(sandbox, monkeypatch, state_store):
+def make_hook(sandbox, use_connection, state_store, fake_time):
     def make(conn=None, fake=None, **kwargs):
         connection = conn or sandbox.sandbox.systems["bigcommerce"].connection(f"{sandbox.url}/bigcommerce")
-        monkeypatch.setenv("AIRFLOW_CONN_BC_TEST", json.dumps(connection))
-        fake = fake or FakeTime(sandbox.control)
+        use_connection("bc_test", connection)
+        fake = fake or fake_time(sandbox.control)
         return BigCommerceHook(
             "bc_test",
             state_store=state_store,
@@ -100,7 +63,7 @@ def make_hook(sandbox, monkeypatch, state_store):
 
 
 @pytest.fixture
-def mock_hook(monkeypatch, state_store):
+def mock_hook(use_connection, state_store, fake_time):
     def make(fake=None, retry=None):
         connection = {
             "conn_type": "bigcommerce",
@@ -108,8 +71,8 @@ def mock_hook(monkeypatch, state_store):
             "password": ACCESS_TOKEN,
             "extra": {"store_hash": "summit7x", "client_secret": CLIENT_SECRET},
         }
-        monkeypatch.setenv("AIRFLOW_CONN_BC_MOCK", json.dumps(connection))
-        fake = fake or FakeTime()
+        use_connection("bc_mock", connection)
+        fake = fake or fake_time()
         return BigCommerceHook(
             "bc_mock",
             state_store=state_store,
@@ -254,9 +217,9 @@ def test_transactions_refunds_customers_products(make_hook):
 # ---------------------------------------------------------------- quota
 
 
-def test_quota_is_absorbed_without_a_single_429(sandbox, make_hook):
+def test_quota_is_absorbed_without_a_single_429(sandbox, make_hook, fake_time):
     sandbox.control.switch("bigcommerce", "rate_limit_quota", 5)
-    fake = FakeTime(sandbox.control)
+    fake = fake_time(sandbox.control)
     hook = make_hook(fake=fake)
     assert len(list(hook.iter_orders(page_size=1))) == 8  # 9 calls through a 5-call window
     assert _requests(sandbox, status=429) == []
@@ -265,8 +228,8 @@ def test_quota_is_absorbed_without_a_single_429(sandbox, make_hook):
     assert waits and all(25 < s <= 30 for s in waits)  # slept until the window reset
 
 
-def test_429_with_quota_headers_waits_for_the_reset(mock_hook):
-    fake = FakeTime()
+def test_429_with_quota_headers_waits_for_the_reset(mock_hook, fake_time):
+    fake = fake_time()
     hook = mock_hook(fake)
     quota = {"X-Rate-Limit-Time-Window-Ms": "30000", "X-Rate-Limit-Requests-Quota": "150"}
     with requests_mock.Mocker() as m:
@@ -288,8 +251,8 @@ def test_429_with_quota_headers_waits_for_the_reset(mock_hook):
     assert 7.5 <= sum(fake.slept) <= 8.5  # the reset time plus at most a second of jitter
 
 
-def test_429_without_quota_headers_uses_normal_backoff(sandbox, make_hook):
-    fake = FakeTime(sandbox.control)
+def test_429_without_quota_headers_uses_normal_backoff(sandbox, make_hook, fake_time):
+    fake = fake_time(sandbox.control)
     hook = make_hook(fake=fake)
     sandbox.control.fault("bigcommerce", "429", count=2)
     assert hook.get_store()["name"] == "Summit Outfitters"
@@ -337,8 +300,8 @@ def test_refunds_on_one_order_are_sent_one_at_a_time(sandbox, make_hook):
     assert hooks[0].get_order(100)["refunded_amount"] == "30.0000"
 
 
-def test_refund_refused_as_busy_by_another_process_is_retried(mock_hook):
-    fake = FakeTime()
+def test_refund_refused_as_busy_by_another_process_is_retried(mock_hook, fake_time):
+    fake = fake_time()
     hook = mock_hook(fake)
     busy = {"status": 409, "title": "A refund for order 100 is already being processed", "type": "x", "errors": {}}
     with requests_mock.Mocker() as m:

@@ -45,7 +45,6 @@ from airflow_provider_mlconnector.sandbox.bill.demo import (
     CLOUDLINE_BILL_IDS,
     CLOUDLINE_VENDOR_ID,
 )
-from airflow_provider_mlconnector.sandbox.server import RunningSandbox
 from airflow_provider_mlconnector.state import StateStore
 
 CONN_ID = "bill_test"
@@ -56,22 +55,12 @@ ADDRESS = {"line1": "1 Main St", "city": "Austin", "stateOrProvince": "TX", "zip
 FAST = RetrySettings(max_attempts=4, base_wait=0.01)
 
 
-class Sleeps(list):
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-
-
-@pytest.fixture(scope="module")
-def running():
-    sandbox = RunningSandbox(systems=[BillSandbox])
-    yield sandbox
-    sandbox.stop()
+SANDBOX_SYSTEMS = [BillSandbox]
 
 
 @pytest.fixture(autouse=True)
-def fresh(running, monkeypatch):
-    running.control.reset()
-    running.control.seed_demo()
+def fresh(reset_demo, monkeypatch):
+    reset_demo()
     monkeypatch.setattr(bill_module, "_LIMITS", {})  # a fresh per-organization cap per test
 
 
@@ -81,28 +70,18 @@ def db_path(tmp_path) -> Path:
 
 
 @pytest.fixture
-def store(db_path):
-    return StateStore(f"sqlite:///{db_path}", fernet_keys=[Fernet.generate_key().decode()])
+def store(state_store):
+    return state_store
 
 
 @pytest.fixture
-def conn(running, monkeypatch):
+def conn(running, use_connection):
     def set_conn(**overrides):
         connection = running.sandbox.systems["bill"].connection(f"{running.url}/bill")
-        extra = overrides.pop("extra", None)
-        connection.update(overrides)
-        if extra is not None:
-            connection["extra"] = {**connection["extra"], **extra}
-        monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(connection))
-        return connection
+        return use_connection(CONN_ID, connection, **overrides)
 
     set_conn()
     return set_conn
-
-
-@pytest.fixture
-def sleeps():
-    return Sleeps()
 
 
 @pytest.fixture

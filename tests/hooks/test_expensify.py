@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from datetime import date
@@ -9,7 +10,6 @@ from urllib.parse import parse_qs
 
 import pytest
 import requests_mock
-from cryptography.fernet import Fernet
 
 from airflow_provider_mlconnector.core.http import RetrySettings
 from airflow_provider_mlconnector.exceptions import (
@@ -26,59 +26,28 @@ from airflow_provider_mlconnector.sandbox.expensify import (
     POLICY_ID,
     ExpensifySandbox,
 )
-from airflow_provider_mlconnector.sandbox.server import RunningSandbox
-from airflow_provider_mlconnector.state import StateStore
 
 LABEL = "mlconnector-freshbooks"
 OCT = date(2026, 10, 1)
 MOCK_URL = f"https://integrations.expensify.test{JOB_PATH}"
 
 
-class FakeTime:
-    """A monotonic clock moved only by ``sleep``, which also fast-forwards the sandbox clock."""
-
-    def __init__(self, control=None) -> None:
-        self.now = 5000.0
-        self.slept: list[float] = []
-        self.control = control
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-        if self.control is not None and seconds > 0:
-            self.control.advance_clock(seconds)
+SANDBOX_SYSTEMS = [ExpensifySandbox]
 
 
-@pytest.fixture(scope="module")
-def sandbox():
-    running = RunningSandbox(systems=[ExpensifySandbox])
-    yield running
-    running.stop()
+@pytest.fixture
+def fake_time(fake_time):
+    return functools.partial(fake_time, start=5000.0)
 
 
 @pytest.fixture(autouse=True)
-def _demo(sandbox):
-    sandbox.control.reset()
-    sandbox.control.seed_demo()
+def _demo(sandbox, reset_demo):
+    reset_demo(restore_switches=True)
     sandbox.control.advance_clock(61)  # forget the previous test's calls in the rate windows
-    yield
-    system = sandbox.sandbox.systems["expensify"]
-    system.switches.clear()
-    system.switches.update(ExpensifySandbox.default_switches)
 
 
 @pytest.fixture
-def state_store(tmp_path):
-    store = StateStore(f"sqlite:///{tmp_path}/state.db", fernet_keys=[Fernet.generate_key().decode()])
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def make_hook(sandbox, monkeypatch, state_store):
+def make_hook(sandbox, use_connection, state_store, fake_time):
     def make(*, fake=None, password=None, extra=None, retry=None, host=None):
         conn = sandbox.sandbox.systems["expensify"].connection(f"{sandbox.url}/expensify")
         if password is not None:
@@ -86,8 +55,8 @@ def make_hook(sandbox, monkeypatch, state_store):
         if host is not None:
             conn["host"] = host
         conn["extra"].update(extra or {})
-        monkeypatch.setenv("AIRFLOW_CONN_EXPENSIFY_TEST", json.dumps(conn))
-        fake = fake or FakeTime(sandbox.control if host is None else None)
+        use_connection("expensify_test", conn)
+        fake = fake or fake_time(sandbox.control if host is None else None)
         return ExpensifyHook(
             "expensify_test",
             state_store=state_store,
@@ -250,9 +219,9 @@ def test_export_by_report_ids_and_states(make_hook):
     assert [r["status"] for r in picked] == ["Processing", "Approved"]
 
 
-def test_not_rendered_yet_download_is_polled(sandbox, make_hook):
+def test_not_rendered_yet_download_is_polled(sandbox, make_hook, fake_time):
     sandbox.control.switch("expensify", "render_delay_seconds", 5)
-    fake = FakeTime(sandbox.control)
+    fake = fake_time(sandbox.control)
     hook = make_hook(fake=fake)
     assert len(hook.export_reports(approved_after=date(2026, 11, 10))) == 2
     assert len(_calls(sandbox)) >= 3 and sum(fake.slept) >= 5
@@ -287,8 +256,8 @@ def test_body_response_code_wins_over_http_200(make_hook):
         assert hook.get_policy_list()[0]["name"] == "Brightside Marketing"  # body 500 retried
 
 
-def test_rate_budget_keeps_every_call_under_the_limits(sandbox, make_hook):
-    fake = FakeTime(sandbox.control)
+def test_rate_budget_keeps_every_call_under_the_limits(sandbox, make_hook, fake_time):
+    fake = fake_time(sandbox.control)
     hook = make_hook(fake=fake)
     for _ in range(22):
         hook.get_policy_list()
@@ -297,16 +266,16 @@ def test_rate_budget_keeps_every_call_under_the_limits(sandbox, make_hook):
     assert sum(fake.slept) >= 60  # 22 calls cannot fit in one minute
 
 
-def test_server_429_is_absorbed(sandbox, make_hook):
-    fake = FakeTime(sandbox.control)
+def test_server_429_is_absorbed(sandbox, make_hook, fake_time):
+    fake = fake_time(sandbox.control)
     hook = make_hook(fake=fake)
     sandbox.control.fault("expensify", "429")
     assert hook.get_policy_list()[0]["id"] == POLICY_ID
     assert fake.slept and 12 <= fake.slept[0] <= 13  # Expensify sends no Retry-After: the pause constant
 
 
-def test_in_body_429_under_http_200_is_a_rate_limit(make_hook):
-    fake = FakeTime()
+def test_in_body_429_under_http_200_is_a_rate_limit(make_hook, fake_time):
+    fake = fake_time()
     hook = make_hook(fake=fake, host="https://integrations.expensify.test", retry=RetrySettings(max_attempts=2))
     with requests_mock.Mocker() as m:
         m.post(MOCK_URL, json={"responseMessage": "You have been rate-limited.", "responseCode": 429})

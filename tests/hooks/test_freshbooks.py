@@ -17,7 +17,6 @@ from urllib.parse import parse_qs, parse_qsl, urlsplit
 import pytest
 import requests
 import requests_mock
-from cryptography.fernet import Fernet
 
 from airflow_provider_mlconnector.core.http import RetrySettings
 from airflow_provider_mlconnector.core.secrets import mask
@@ -46,8 +45,6 @@ from airflow_provider_mlconnector.sandbox.freshbooks import (
     SANDBOX_REFRESH_TOKEN,
     FreshBooksSandbox,
 )
-from airflow_provider_mlconnector.sandbox.server import RunningSandbox
-from airflow_provider_mlconnector.state import StateStore
 
 CONN_ID = "freshbooks_test"
 TOKEN_ROUTE = "freshbooks POST /auth/oauth/token"
@@ -64,47 +61,29 @@ def _airflow_logging_ready():
     mask("mlconnector-freshbooks-warm-up")
 
 
-@pytest.fixture(scope="module")
-def sandbox():
-    running = RunningSandbox(systems=[FreshBooksSandbox])
-    yield running
-    running.stop()
+SANDBOX_SYSTEMS = [FreshBooksSandbox]
 
 
 @pytest.fixture(autouse=True)
-def _fresh(sandbox):
-    sandbox.control.reset()  # also restores the default switches and rewinds the clock
-    sandbox.control.seed_demo()
+def _fresh(sandbox, reset_demo):
+    reset_demo()  # reset() also restores the default switches and rewinds the clock
     sandbox.control.clear_requests()
 
 
 @pytest.fixture
-def fernet_key():
-    return Fernet.generate_key().decode()
+def store(state_store):
+    return state_store
 
 
 @pytest.fixture
-def state_url(tmp_path):
-    return f"sqlite:///{tmp_path}/state.db"
-
-
-@pytest.fixture
-def store(state_url, fernet_key):
-    state = StateStore(state_url, fernet_keys=[fernet_key])
-    yield state
-    state.close()
-
-
-@pytest.fixture
-def connect(sandbox, monkeypatch):
+def connect(sandbox, use_connection):
     """Point AIRFLOW_CONN_<id> at the sandbox; returns the connection dict."""
 
     def _connect(conn_id: str = CONN_ID, **extra):
         conn = sandbox.sandbox.systems["freshbooks"].connection(f"{sandbox.url}/freshbooks")
         conn["extra"].update(extra)
         conn["extra"] = {k: v for k, v in conn["extra"].items() if v is not None}
-        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
-        return conn
+        return use_connection(conn_id, conn)
 
     _connect()
     return _connect

@@ -9,7 +9,6 @@ import time
 
 import pytest
 import requests
-from cryptography.fernet import Fernet
 
 from airflow_provider_mlconnector.core.auth import chain_key
 from airflow_provider_mlconnector.core.http import RetrySettings
@@ -28,17 +27,10 @@ from airflow_provider_mlconnector.sandbox.quickbooks import (
     SANDBOX_REFRESH_TOKEN,
     QuickBooksSandbox,
 )
-from airflow_provider_mlconnector.sandbox.server import RunningSandbox
-from airflow_provider_mlconnector.state import StateStore
 
 CONN_ID = "qbo_test"
 TOKEN_KEY = chain_key(SANDBOX_CLIENT_ID, SANDBOX_REFRESH_TOKEN, SANDBOX_REALM_ID)
 TOKEN_ROUTE = "quickbooks POST /oauth2/v1/tokens/bearer"
-
-
-class Sleeps(list):
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
 
 
 class Clock:
@@ -51,44 +43,28 @@ class Clock:
         return time.time() + self.offset
 
 
-@pytest.fixture(scope="module")
-def running():
-    sandbox = RunningSandbox(systems=[QuickBooksSandbox])
-    yield sandbox
-    sandbox.stop()
+SANDBOX_SYSTEMS = [QuickBooksSandbox]
 
 
 @pytest.fixture(autouse=True)
-def fresh(running, monkeypatch):
-    running.sandbox.ctx.clock.offset = 0.0  # reset() keeps the clock; tests fast-forward it
-    running.control.reset()
-    running.control.seed_demo()
+def fresh(reset_demo, monkeypatch):
+    reset_demo(rewind_clock=True)
     monkeypatch.setattr(qbo, "_THROTTLES", {})  # a fresh per-realm client budget per test
 
 
 @pytest.fixture
-def store(tmp_path):
-    return StateStore(f"sqlite:///{tmp_path}/state.db", fernet_keys=[Fernet.generate_key().decode()])
+def store(state_store):
+    return state_store
 
 
 @pytest.fixture
-def conn(running, monkeypatch):
+def conn(running, use_connection):
     def set_conn(**overrides):
         connection = running.sandbox.systems["quickbooks"].connection(f"{running.url}/quickbooks")
-        extra = overrides.pop("extra", None)
-        connection.update(overrides)
-        if extra is not None:
-            connection["extra"] = {**connection["extra"], **extra}
-        monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(connection))
-        return connection
+        return use_connection(CONN_ID, connection, **overrides)
 
     set_conn()
     return set_conn
-
-
-@pytest.fixture
-def sleeps():
-    return Sleeps()
 
 
 @pytest.fixture

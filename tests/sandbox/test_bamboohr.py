@@ -18,24 +18,17 @@ from airflow_provider_mlconnector.sandbox.bamboohr import (
     SANDBOX_OAUTH_REFRESH_TOKEN,
     BambooHRSandbox,
 )
-from airflow_provider_mlconnector.sandbox.server import RunningSandbox
 
 JSON = {"Accept": "application/json"}
 RECEIVER = "http://127.0.0.1:9/bamboohr-hook"  # closed port: deliveries are recorded, not received
 
 
-@pytest.fixture(scope="module")
-def running():
-    sandbox = RunningSandbox(systems=[BambooHRSandbox])
-    yield sandbox
-    sandbox.stop()
+SANDBOX_SYSTEMS = [BambooHRSandbox]
 
 
 @pytest.fixture(autouse=True)
-def demo(running):
-    running.sandbox.ctx.clock.offset = 0.0  # reset() keeps the clock; tests fast-forward it
-    running.control.reset()
-    running.control.seed_demo()
+def demo(reset_demo):
+    reset_demo(rewind_clock=True)
 
 
 @pytest.fixture

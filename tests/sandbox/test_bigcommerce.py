@@ -22,25 +22,16 @@ from airflow_provider_mlconnector.sandbox.bigcommerce import (
     STORE_ID,
     BigCommerceSandbox,
 )
-from airflow_provider_mlconnector.sandbox.server import RunningSandbox
 
 AUTH = {"X-Auth-Token": ACCESS_TOKEN, "Accept": "application/json"}
 
 
-@pytest.fixture(scope="module")
-def sandbox():
-    running = RunningSandbox(systems=[BigCommerceSandbox])
-    yield running
-    running.stop()
+SANDBOX_SYSTEMS = [BigCommerceSandbox]
 
 
 @pytest.fixture(autouse=True)
-def _demo(sandbox):
-    sandbox.control.reset()
-    sandbox.control.seed_demo()
-    yield
-    sandbox.sandbox.systems["bigcommerce"].switches.clear()
-    sandbox.sandbox.systems["bigcommerce"].switches.update(BigCommerceSandbox.default_switches)
+def _demo(reset_demo):
+    reset_demo(restore_switches=True)
 
 
 @pytest.fixture

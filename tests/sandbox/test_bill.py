@@ -39,17 +39,12 @@ ADDRESS = {
 }
 
 
-@pytest.fixture(scope="module")
-def sandbox():
-    running = RunningSandbox(systems=[BillSandbox])
-    yield running
-    running.stop()
+SANDBOX_SYSTEMS = [BillSandbox]
 
 
 @pytest.fixture(autouse=True)
-def _fresh(sandbox):
-    sandbox.control.reset()
-    sandbox.control.seed_demo()
+def _fresh(reset_demo):
+    reset_demo()
 
 
 class Bill:

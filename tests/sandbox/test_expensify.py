@@ -16,29 +16,19 @@ from airflow_provider_mlconnector.sandbox.expensify import (
     ExpensifySandbox,
 )
 from airflow_provider_mlconnector.sandbox.expensify.freemarker import TemplateError, render
-from airflow_provider_mlconnector.sandbox.server import RunningSandbox
 
 CREDENTIALS = {"partnerUserID": PARTNER_USER_ID, "partnerUserSecret": PARTNER_USER_SECRET}
 IDS_TEMPLATE = "<#list reports as report>${report.reportID}<#sep>,</#sep></#list>"
 
 
-@pytest.fixture(scope="module")
-def sandbox():
-    running = RunningSandbox(systems=[ExpensifySandbox])
-    yield running
-    running.stop()
+SANDBOX_SYSTEMS = [ExpensifySandbox]
 
 
 @pytest.fixture(autouse=True)
-def _demo(sandbox):
-    sandbox.control.reset()
-    sandbox.control.seed_demo()
-    system = sandbox.sandbox.systems["expensify"]
+def _demo(sandbox, reset_demo):
+    reset_demo(restore_switches=True)
     # Most tests are about behaviour, not limits: lift them (the limit tests restore them).
-    system.switches["rate_limits"] = [[1000, 10], [1000, 60]]
-    yield
-    system.switches.clear()
-    system.switches.update(ExpensifySandbox.default_switches)
+    sandbox.sandbox.systems["expensify"].switches["rate_limits"] = [[1000, 10], [1000, 60]]
 
 
 class Client:

@@ -22,7 +22,6 @@ from airflow_provider_mlconnector.sandbox.freshbooks import (
     FreshBooksSandbox,
     webhook_signature,
 )
-from airflow_provider_mlconnector.sandbox.server import RunningSandbox
 
 ACCOUNT = f"/accounting/account/{BRIGHTSIDE_ACCOUNT_ID}"
 BILLS = f"{ACCOUNT}/bills/bills"
@@ -30,17 +29,12 @@ PAYMENTS = f"{ACCOUNT}/bill_payments/bill_payments"
 CALLBACKS = f"/events/account/{BRIGHTSIDE_ACCOUNT_ID}/events/callbacks"
 
 
-@pytest.fixture(scope="module")
-def sandbox():
-    running = RunningSandbox(systems=[FreshBooksSandbox])
-    yield running
-    running.stop()
+SANDBOX_SYSTEMS = [FreshBooksSandbox]
 
 
 @pytest.fixture(autouse=True)
-def _fresh(sandbox):
-    sandbox.control.reset()  # also restores the default switches and rewinds the clock
-    sandbox.control.seed_demo()
+def _fresh(sandbox, reset_demo):
+    reset_demo()  # reset() also restores the default switches and rewinds the clock
     # outbound deliveries are kept across resets: remember where this test starts
     sandbox.sandbox.ctx.webhooks.wait_idle()
     sandbox.first_delivery = len(sandbox.control.webhooks())

@@ -21,23 +21,16 @@ from airflow_provider_mlconnector.sandbox.quickbooks import (
     SANDBOX_WEBHOOK_VERIFIER_TOKEN,
     QuickBooksSandbox,
 )
-from airflow_provider_mlconnector.sandbox.server import RunningSandbox
 
 RECEIVER = "http://127.0.0.1:9/qbo-hook"  # closed port: deliveries are recorded, not received
 
 
-@pytest.fixture(scope="module")
-def running():
-    sandbox = RunningSandbox(systems=[QuickBooksSandbox])
-    yield sandbox
-    sandbox.stop()
+SANDBOX_SYSTEMS = [QuickBooksSandbox]
 
 
 @pytest.fixture(autouse=True)
-def demo(running):
-    running.sandbox.ctx.clock.offset = 0.0  # reset() keeps the clock; tests fast-forward it
-    running.control.reset()
-    running.control.seed_demo()
+def demo(reset_demo):
+    reset_demo(rewind_clock=True)
 
 
 def token_call(running, auth=(SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET), **form):
