@@ -402,8 +402,9 @@ class BambooHRHook(MLConnectorHook):
         :param timestamp: the ``X-BambooHR-Timestamp`` header.
         :param signature: the ``X-BambooHR-Signature`` header.
         """
-        expected = compute_signature(self.webhook_private_key(webhook_id), body, timestamp)
-        return hmac.compare_digest(expected, signature.strip().lower())
+        from airflow_provider_mlconnector.webhooks import signatures
+
+        return signatures.body_timestamp_hmac(self.webhook_private_key(webhook_id), body, timestamp, signature)
 
 
 def _field_list(fields: Sequence[str]) -> list[str]:

@@ -10,10 +10,7 @@ BigCommerce requires.
 
 from __future__ import annotations
 
-import base64
 import email.utils
-import hashlib
-import hmac
 import logging
 import threading
 import time
@@ -508,13 +505,9 @@ def verify_signature(
         return False
     if abs((now if now is not None else time.time()) - sent_at) > tolerance:
         return False
-    signed = f"{message_id}.{timestamp}.".encode() + body
-    expected = base64.b64encode(hmac.new(secret.encode(), signed, hashlib.sha256).digest()).decode()
-    for candidate in signatures.split():
-        version, _, value = candidate.partition(",")
-        if version == "v1" and hmac.compare_digest(value, expected):
-            return True
-    return False
+    from airflow_provider_mlconnector.webhooks.signatures import standard_webhooks
+
+    return standard_webhooks(secret, message_id, timestamp, body, signatures)
 
 
 def bigcommerce_error_parser(response: requests.Response) -> ErrorInfo:

@@ -28,9 +28,7 @@ as ``{"security_key", "subscription_id", "notification_url"}``; verify deliverie
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import hmac
 import logging
 import threading
 import time
@@ -348,10 +346,11 @@ def verify_webhook_signature(raw_body: bytes, signature: str | None, security_ke
     :param signature: the header value.
     :param security_key: the subscription's key (see :meth:`BillHook.webhook_security_key`).
     """
+    from airflow_provider_mlconnector.webhooks import signatures
+
     if not signature:
         return False
-    expected = base64.b64encode(hmac.new(security_key.encode("utf-8"), raw_body, hashlib.sha256).digest()).decode()
-    return hmac.compare_digest(expected, signature.strip())
+    return signatures.body_hmac(security_key, raw_body, signature)
 
 
 def bill_applications(payment: Mapping[str, Any]) -> list[dict[str, Any]]:

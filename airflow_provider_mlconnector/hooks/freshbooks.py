@@ -141,7 +141,10 @@ def webhook_signature(fields: Mapping[str, Any] | Iterable[tuple[str, Any]], ver
 
 def verify_webhook(fields: Mapping[str, Any] | Iterable[tuple[str, Any]], signature: str, verifier: str) -> bool:
     """True when ``signature`` (the header value) matches the form ``fields`` (received order)."""
-    return hmac.compare_digest(webhook_signature(fields, verifier).encode(), (signature or "").strip().encode())
+    from airflow_provider_mlconnector.webhooks import signatures
+
+    pairs = fields.items() if isinstance(fields, Mapping) else fields
+    return signatures.form_json_hmac(verifier, [(str(k), str(v)) for k, v in pairs], signature or "")
 
 
 def freshbooks_error_parser(response: requests.Response) -> ErrorInfo:

@@ -22,9 +22,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import logging
 import threading
@@ -317,8 +314,9 @@ class QuickBooksHook(MLConnectorHook):
         :param signature: the ``intuit-signature`` header.
         """
         token = self.require(self.config.webhook_verifier_token, "extra webhook_verifier_token")
-        expected = base64.b64encode(hmac.new(token.encode(), body, hashlib.sha256).digest()).decode()
-        return hmac.compare_digest(expected, signature.strip())
+        from airflow_provider_mlconnector.webhooks import signatures
+
+        return signatures.body_hmac(token, body, signature)
 
     def _default_request_id(self, operation: str, body: Mapping[str, Any]) -> str:
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
