@@ -15,7 +15,9 @@ retry policy or an on-call engineer can tell at a glance what to do about it::
     │   │                           blindly; look the record up by its natural key first.
     │   └── FatalApiError           other 4xx                                      -> fail the task
     │       ├── AuthError           401/403 after one refresh, invalid_grant       -> re-authorize
-    │       └── NotFoundError       404 on a read
+    │       ├── NotFoundError       404 on a read
+    │       └── PagingError         the vendor's pager did not move on (a cursor came back, the same
+    │                               page twice, more pages than it announced): stopped, no row twice
     └── RecordError                 one record cannot be written                   -> dead-letter
         ├── MappingError            no GL account / missing reference / unmappable; never a guess
         └── RecordRejectedError     the vendor rejected this record (validation); also an ApiError
@@ -126,6 +128,14 @@ class AuthError(FatalApiError):
 
 class NotFoundError(FatalApiError):
     """The requested resource does not exist."""
+
+
+class PagingError(FatalApiError):
+    """A list's paging would loop or repeat rows; raised by ``core.paging.PageGuard`` instead.
+
+    Re-sending the same call cannot help: the vendor handed out a cursor again, answered the same
+    page twice, or kept announcing more pages than its first answer said.
+    """
 
 
 class RecordError(MLConnectorError):

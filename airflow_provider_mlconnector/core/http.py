@@ -28,7 +28,7 @@ import requests
 import tenacity
 from requests.adapters import HTTPAdapter
 
-from airflow_provider_mlconnector.core.paging import Paginator
+from airflow_provider_mlconnector.core.paging import PageGuard, Paginator
 from airflow_provider_mlconnector.core.secrets import SENSITIVE_WORDS, redact_text
 from airflow_provider_mlconnector.exceptions import (
     ApiError,
@@ -199,17 +199,23 @@ class ApiClient:
         method: str = "GET",
         json: Any = None,
     ) -> Iterator[Any]:
-        """Yield records page by page until ``paginator`` says the last page was read."""
+        """Yield records page by page until ``paginator`` says the last page was read.
+
+        A :class:`PageGuard` raises ``PagingError`` instead of following a pager that loops.
+        """
         query: dict[str, Any] = dict(params or {})
         paginator.init_request(query)
+        guard = PageGuard(self.system, f"{method} {path}", paginator)
         while True:
             response = self.request(method, path, params=query, json=json, write=False, idempotent=True)
             payload = _json_of(response, self.system) if response.content else None
             page = records(payload) if payload is not None else []
+            guard.admit(page)
             yield from page
             paginator.update_state(payload, page)
             if not paginator.has_next_page:
                 return
+            guard.before_next()
             paginator.update_request(query)
 
     def url(self, path: str) -> str:
