@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Sequence
+from collections import OrderedDict, deque
+from collections.abc import Callable, Hashable, Sequence
 
 import requests
 
@@ -83,6 +83,41 @@ class SlidingWindowBudget:
 
     def observe(self, response: requests.Response) -> None:
         return None
+
+
+class TokenBuckets:
+    """One token bucket per key, for calls we *receive* (webhook handshakes): answer, never wait.
+
+    A key may spend ``burst`` tokens at once and earns one back every ``interval`` seconds.
+    Memory is bounded because keys come from strangers: at most ``max_keys`` buckets are kept,
+    the least recently used forgotten first. A forgotten key starts full again, so a caller who
+    cycles through more keys than that only ever gets what a fresh key gets.
+    """
+
+    def __init__(
+        self, burst: int, interval: float, *, max_keys: int = 1024, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.burst = burst
+        self.interval = interval
+        self.max_keys = max_keys
+        self._buckets: OrderedDict[Hashable, tuple[float, float]] = OrderedDict()  # key -> (tokens, as of)
+        self._lock = threading.Lock()
+        self._clock = clock
+
+    def take(self, key: Hashable) -> float:
+        """Spend a token of ``key``: ``0.0`` when there was one, else the seconds until there is."""
+        with self._lock:
+            now = self._clock()
+            tokens, since = self._buckets.pop(key, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + max(0.0, now - since) / self.interval)
+            wait = 0.0 if tokens >= 1.0 else (1.0 - tokens) * self.interval
+            self._buckets[key] = (tokens - 1.0 if wait == 0.0 else tokens, now)
+            while len(self._buckets) > self.max_keys:
+                self._buckets.popitem(last=False)
+            return wait
+
+    def __len__(self) -> int:
+        return len(self._buckets)
 
 
 class Throttles:

@@ -62,8 +62,11 @@ class WebhookInbox:
     ) -> bool:
         """Store an event; ``False`` (and nothing stored) if this system's event id was seen before.
 
-        The payload is redacted: events only tell a run which records to re-read by id.
+        The payload is redacted: events only tell a run which records to re-read by id. A resend
+        is answered from a read, so repeated deliveries never take the write lock.
         """
+        if self._exists(system, event_id):
+            return False
         values = {
             "system": system,
             "tenant": tenant,
@@ -78,6 +81,11 @@ class WebhookInbox:
         except IntegrityError:
             return False
         return True
+
+    def _exists(self, system: str, event_id: str) -> bool:
+        query = sa.select(_T.c.id).where(_T.c.system == system, _T.c.event_id == event_id)
+        with self._db.read() as conn:
+            return conn.execute(query).first() is not None
 
     def get(self, system: str, event_id: str) -> InboxEvent | None:
         """One event by its vendor id."""

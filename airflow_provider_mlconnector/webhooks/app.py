@@ -7,12 +7,15 @@ verifies the signature with secrets from the connection or the token store, stor
 
 Routes get no Airflow authentication when mounted as a plugin: the vendor signature is the
 authentication, and a delivery that fails it (unsigned, forged, stale) gets 401 and leaves no
-trace in the inbox.
+trace: it is answered from reads, without a write or a write lock. The one post that cannot be
+signed, FreshBooks' verification message, is rate-limited (429) and writes only the first
+verifier of a callback we registered.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime, timezone
@@ -24,6 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
+from airflow_provider_mlconnector.core.throttle import TokenBuckets
 from airflow_provider_mlconnector.exceptions import MLConnectorError
 from airflow_provider_mlconnector.state import StateStore
 from airflow_provider_mlconnector.webhooks.connections import ConnectionExtras
@@ -36,6 +40,8 @@ from airflow_provider_mlconnector.webhooks.model import (
     HandlerContext,
     Receipt,
     Rejected,
+    Throttled,
+    quoted,
 )
 from airflow_provider_mlconnector.webhooks.settings import WebhookSettings
 from airflow_provider_mlconnector.webhooks.vendors import HANDLERS, WITHOUT_WEBHOOKS, Handler
@@ -53,10 +59,15 @@ def _default_store() -> StateStore:
     return get_state_store()
 
 
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
 class Receiver:
     """Verification and storage, synchronous (it runs in a worker thread).
 
     :param store: the state store, or a zero-argument factory so nothing connects at import.
+    :param clock: when a delivery arrived (tests move it).
     """
 
     def __init__(
@@ -64,10 +75,13 @@ class Receiver:
         settings: WebhookSettings,
         store: StateStore | Callable[[], StateStore] = _default_store,
         extras: ExtrasSource | None = None,
+        clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         self.settings = settings
         self._store = store
         self.extras: ExtrasSource = extras or ConnectionExtras()
+        self.clock = clock
+        self.handshakes = TokenBuckets(settings.handshake_burst, settings.handshake_interval)
 
     @cached_property
     def store(self) -> StateStore:
@@ -75,7 +89,9 @@ class Receiver:
 
     @cached_property
     def context(self) -> HandlerContext:
-        return HandlerContext(self.settings, self.extras, lambda: WebhookCredentials(self.store.tokens))
+        return HandlerContext(
+            self.settings, self.extras, lambda: WebhookCredentials(self.store.tokens), self.handshakes
+        )
 
     def accept(self, handler: Handler, delivery: Delivery) -> tuple[Receipt, int, int]:
         """Verify and store; returns the receipt, how many events were new and how many repeats."""
@@ -85,21 +101,15 @@ class Receiver:
         return receipt, new, len(receipt.events) - new
 
     def _store_event(self, delivery: Delivery, event: Event) -> bool:
-        """Store once; a ``rearm`` event after its processed twins is a new generation ``<id>#<n>``."""
+        """Store once per ``(system, event_id)``, and not after a recent twin; ``False`` for a repeat."""
         inbox = self.store.inbox
-        generation = 0
-        while True:
-            event_id = event.event_id if generation == 0 else f"{event.event_id}#{generation}"
-            if inbox.add(
-                delivery.system, event.tenant, event_id, event.event_type, event.payload, delivery.received_at
-            ):
-                return True
-            if not event.rearm:
+        if event.twin is not None:
+            twin = inbox.get(delivery.system, event.twin.event_id)
+            if twin is not None and twin.received_at > event.twin.after:
                 return False
-            twin = inbox.get(delivery.system, event_id)
-            if twin is None or twin.processed_at is None:
-                return False  # the twin still waits for a run, which will read the record anyway
-            generation += 1
+        return inbox.add(
+            delivery.system, event.tenant, event.event_id, event.event_type, event.payload, delivery.received_at
+        )
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -128,15 +138,17 @@ def create_app(
     extras: ExtrasSource | None = None,
     trigger: Trigger | None = None,
     run_dispatcher: bool | None = None,
+    clock: Callable[[], datetime] = _utcnow,
 ) -> FastAPI:
     """The receiver app (cheap: no database or connection is touched until the first request).
 
     :param trigger: how DAG runs are started; default: Airflow's REST API when configured.
     :param run_dispatcher: start the background dispatcher with the app (default: the
         ``MLCONNECTOR_WEBHOOK_DISPATCHER`` setting, on).
+    :param clock: the receiver's time of arrival (tests move it).
     """
     settings = settings or WebhookSettings.from_env()
-    receiver = Receiver(settings, store, extras)
+    receiver = Receiver(settings, store, extras, clock)
     lifespan = _lifespan(receiver, trigger, settings.dispatcher_enabled if run_dispatcher is None else run_dispatcher)
     app = FastAPI(title="ml-connector webhooks", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.receiver = receiver
@@ -162,13 +174,17 @@ async def _receive(receiver: Receiver, system: str, request: Request) -> JSONRes
         body = await read_body(request, receiver.settings.max_body_bytes)
     except _BodyTooLargeError:
         return _error(413, f"body larger than {receiver.settings.max_body_bytes} bytes")
-    delivery = Delivery(system, body, request.headers, datetime.now(timezone.utc))
+    delivery = Delivery(system, body, request.headers, receiver.clock())
+    client = quoted(request.client.host if request.client else "?")
     try:
         receipt, new, repeated = await run_in_threadpool(receiver.accept, handler, delivery)
     except Rejected as exc:
-        client = request.client.host if request.client else "?"
         log.warning("webhooks: rejected %s delivery from %s: %s", system, client, exc.reason)
         return _error(401, "signature verification failed")
+    except Throttled as exc:
+        log.warning("webhooks: throttled %s delivery from %s: %s", system, client, exc.reason)
+        retry_after = str(max(1, math.ceil(exc.retry_after)))
+        return JSONResponse({"detail": "too many requests"}, status_code=429, headers={"Retry-After": retry_after})
     except (MLConnectorError, SQLAlchemyError) as exc:
         # Our side is broken (store down, no Fernet key...): 503 makes the vendor retry later.
         log.error("webhooks: could not take a %s delivery: %s", system, exc)

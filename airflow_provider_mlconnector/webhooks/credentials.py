@@ -17,8 +17,9 @@ read-modify-write under the row's lock so two registrations cannot lose each oth
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from airflow_provider_mlconnector.state.tokens import TokenStore
 
@@ -65,17 +66,39 @@ class WebhookCredentials:
         return account
 
     def accept_verifier(self, account_id: str, callback_id: str, verifier: str) -> bool:
-        """Keep the verifier of a callback we registered and that is not verified yet.
+        """Whether ``verifier`` is now the one verifier of a callback we registered, not verified yet.
 
-        Anyone can post a verification message; accepting one for an unknown or already
-        verified callback would let a stranger choose the key our signatures are checked with.
+        Anyone can post a verification message, so this reads first and writes only the first
+        verifier of a callback of this account: no lock is taken and no row is created for a
+        stranger's post. A different verifier for a callback that already has one is refused and
+        changes nothing (it would let a stranger choose the key our signatures are checked with);
+        the same one again (FreshBooks resending) is accepted without a write.
         """
+        offer = _verifier_offer(self.freshbooks_callback(account_id, callback_id), verifier)
+        if offer != "first":
+            return offer == "same"
+        outcome: list[Offer] = []
 
         def change(row: Row) -> bool:
             callback = row.get("callbacks", {}).get(callback_id)
-            if callback is None or callback.get("verified"):
+            outcome.append(_verifier_offer(callback, verifier))  # again, under the lock
+            if outcome[0] != "first" or callback is None:
                 return False
             callback["verifier"] = verifier
+            return True
+
+        return self._update(FRESHBOOKS, account_id, change) or outcome == ["same"]
+
+    def forget_verifier(self, account_id: str, callback_id: str, verifier: str) -> bool:
+        """FreshBooks refused ``verifier``: drop it so the callback's real verification can arrive."""
+        if _verifier_offer(self.freshbooks_callback(account_id, callback_id), verifier) != "same":
+            return False  # read first: usually nothing to forget
+
+        def change(row: Row) -> bool:
+            callback = row.get("callbacks", {}).get(callback_id)
+            if callback is None or _verifier_offer(callback, verifier) != "same":
+                return False
+            del callback["verifier"]
             return True
 
         return self._update(FRESHBOOKS, account_id, change)
@@ -153,6 +176,19 @@ class WebhookCredentials:
             if row.get("private_key"):
                 keys.append(str(row["private_key"]))
         return keys
+
+
+Offer = Literal["first", "same", "refused"]
+
+
+def _verifier_offer(callback: Row | None, verifier: str) -> Offer:
+    """``first``, ``same`` (the stored one again) or ``refused`` (unknown, verified, or another verifier)."""
+    if callback is None or callback.get("verified"):
+        return "refused"
+    stored = callback.get("verifier")
+    if not stored:
+        return "first"
+    return "same" if hmac.compare_digest(str(stored).encode(), verifier.encode()) else "refused"
 
 
 # Rows written by the hooks themselves. Same formats as ``BillConfig.webhook_key`` and

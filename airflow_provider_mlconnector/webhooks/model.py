@@ -10,16 +10,36 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from airflow_provider_mlconnector.core.throttle import TokenBuckets
     from airflow_provider_mlconnector.webhooks.credentials import WebhookCredentials
     from airflow_provider_mlconnector.webhooks.settings import WebhookSettings
 
 
+def quoted(text: object, limit: int = 64) -> str:
+    """Caller-controlled text made safe for a log line: ``repr`` (so newlines, escape sequences
+    and other unprintables cannot forge or hide lines), cut to ``limit`` characters."""
+    value = str(text)
+    return repr(value[:limit]) + (f"...(+{len(value) - limit} chars)" if len(value) > limit else "")
+
+
 class Rejected(Exception):
-    """The delivery is unsigned, forged, stale or not ours. ``reason`` goes to the log only."""
+    """The delivery is unsigned, forged, stale or not ours. ``reason`` goes to the log only.
+
+    Any part of ``reason`` taken from the request goes through :func:`quoted`.
+    """
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class Throttled(Exception):
+    """Too many requests of one kind (FreshBooks handshakes): 429, nothing read or written."""
+
+    def __init__(self, reason: str, retry_after: float) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -36,16 +56,23 @@ class Delivery:
 class Event:
     """One vendor event to keep in the inbox (deduplicated on ``(system, event_id)``).
 
-    ``rearm``: the id is derived from content that carries no time (FreshBooks), so an identical
-    delivery is a duplicate only while its twin is still pending; once the twin was handed to a
-    run, the same content means the record changed again and is kept as a new event.
+    ``twin``: for ids made of content and a time window (FreshBooks), the same content's id in
+    the previous window; the event is a duplicate of it too if that one arrived recently.
     """
 
     tenant: str | None
     event_id: str
     event_type: str
     payload: dict[str, Any]
-    rearm: bool = False
+    twin: Twin | None = None
+
+
+@dataclass(frozen=True)
+class Twin:
+    """An earlier event with the same content: a delivery is its duplicate if it arrived after ``after``."""
+
+    event_id: str
+    after: datetime
 
 
 @dataclass(frozen=True)
@@ -66,11 +93,15 @@ class ExtrasSource(Protocol):
 
 @dataclass(frozen=True)
 class HandlerContext:
-    """Everything a vendor handler may consult; no handler calls a vendor API."""
+    """Everything a vendor handler may consult; no handler calls a vendor API.
+
+    ``handshakes``: the rate limit of unauthenticated handshakes, shared by the process's requests.
+    """
 
     settings: WebhookSettings
     extras: ExtrasSource
     credentials: Callable[[], WebhookCredentials]
+    handshakes: TokenBuckets
 
 
 def content_id(prefix: str, *parts: object) -> str:

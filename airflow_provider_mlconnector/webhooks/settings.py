@@ -55,6 +55,12 @@ class WebhookSettings:
     :param dispatch_tick: how often the dispatcher looks at the inbox when nothing wakes it.
     :param dispatcher_enabled: run the dispatcher in this process (turn off in all but one
         process if you prefer a single dispatcher; several are safe, see the README).
+    :param handshake_burst: FreshBooks verification messages accepted at once per callback id;
+        more get 429 before anything is read.
+    :param handshake_interval: seconds after which a callback id may send one more.
+    :param replay_window: FreshBooks events carry no id and no time: identical deliveries within
+        the same window of this many seconds are one event, so a replayed delivery starts at
+        most one run per window.
     """
 
     max_body_bytes: int = 256 * 1024
@@ -62,6 +68,9 @@ class WebhookSettings:
     trigger_interval: float = 30.0
     dispatch_tick: float = 2.0
     dispatcher_enabled: bool = True
+    handshake_burst: int = 3
+    handshake_interval: float = 60.0
+    replay_window: float = 900.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WebhookSettings:
@@ -73,4 +82,7 @@ class WebhookSettings:
             trigger_interval=_number(env, "TRIGGER_INTERVAL", defaults.trigger_interval),
             dispatch_tick=_number(env, "DISPATCH_TICK", defaults.dispatch_tick),
             dispatcher_enabled=_flag(env, "DISPATCHER", defaults.dispatcher_enabled),
+            handshake_burst=int(_number(env, "HANDSHAKE_BURST", defaults.handshake_burst)),
+            handshake_interval=_number(env, "HANDSHAKE_INTERVAL", defaults.handshake_interval),
+            replay_window=_number(env, "REPLAY_WINDOW", defaults.replay_window),
         )

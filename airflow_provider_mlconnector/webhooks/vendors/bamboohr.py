@@ -20,6 +20,7 @@ from airflow_provider_mlconnector.webhooks.model import (
     Rejected,
     canonical_json,
     content_id,
+    quoted,
 )
 from airflow_provider_mlconnector.webhooks.vendors._common import load_json, required_header, unreadable
 
@@ -33,9 +34,9 @@ def receive(delivery: Delivery, context: HandlerContext) -> Receipt:
     timestamp = required_header(delivery, TIMESTAMP_HEADER)
     signed_at = signatures.parse_timestamp(timestamp)
     if signed_at is None:
-        raise Rejected(f"unreadable {TIMESTAMP_HEADER} {timestamp[:40]!r}")
+        raise Rejected(f"unreadable {TIMESTAMP_HEADER} {quoted(timestamp, 40)}")
     if not signatures.is_fresh(signed_at, delivery.received_at, context.settings.max_clock_skew):
-        raise Rejected(f"stale {TIMESTAMP_HEADER} {timestamp[:40]!r}")
+        raise Rejected(f"stale {TIMESTAMP_HEADER} {quoted(timestamp, 40)}")
     company = context.extras.get(SYSTEM, "company_domain") or ""
     keys = _private_keys(company, context)
     if not keys:

@@ -13,7 +13,15 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_mlconnector.webhooks import signatures
-from airflow_provider_mlconnector.webhooks.model import Delivery, Event, HandlerContext, Receipt, Rejected, content_id
+from airflow_provider_mlconnector.webhooks.model import (
+    Delivery,
+    Event,
+    HandlerContext,
+    Receipt,
+    Rejected,
+    content_id,
+    quoted,
+)
 from airflow_provider_mlconnector.webhooks.vendors._common import load_json, unreadable
 
 ID_HEADER = "webhook-id"
@@ -38,7 +46,7 @@ def _check_signature(delivery: Delivery, client_secret: str, context: HandlerCon
         raise Rejected(f"signed delivery without {ID_HEADER} or a unix {TIMESTAMP_HEADER}")
     signed_at = signatures.parse_timestamp(timestamp)
     if signed_at is None or not signatures.is_fresh(signed_at, delivery.received_at, context.settings.max_clock_skew):
-        raise Rejected(f"stale {TIMESTAMP_HEADER} {timestamp[:20]!r}")
+        raise Rejected(f"stale {TIMESTAMP_HEADER} {quoted(timestamp, 20)}")
     if not signatures.standard_webhooks(
         client_secret, message_id, timestamp, delivery.body, delivery.headers[SIGNATURE_HEADER]
     ):

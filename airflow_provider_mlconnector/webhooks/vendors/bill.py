@@ -15,7 +15,7 @@ import contextlib
 from typing import Any
 
 from airflow_provider_mlconnector.webhooks import signatures
-from airflow_provider_mlconnector.webhooks.model import Delivery, Event, HandlerContext, Receipt, Rejected
+from airflow_provider_mlconnector.webhooks.model import Delivery, Event, HandlerContext, Receipt, Rejected, quoted
 from airflow_provider_mlconnector.webhooks.vendors._common import load_json, required_header, unreadable
 
 SIGNATURE_HEADER = "x-bill-sha-signature"
@@ -39,11 +39,11 @@ def receive(delivery: Delivery, context: HandlerContext) -> Receipt:
     subscription_id = str(metadata.get("subscriptionId") or "")
     keys = _security_keys(str(metadata.get("organizationId") or ""), subscription_id, context)
     if not keys:
-        raise Rejected(f"no security key known for subscription {subscription_id or '(none given)'}")
+        raise Rejected(f"no security key known for subscription {quoted(subscription_id)}")
     signed = [delivery.body] if inner is None else [delivery.body, inner]
     variants = [form for key in keys for form in _key_forms(key)]
     if not any(signatures.body_hmac(key, message, signature) for key in variants for message in signed):
-        raise Rejected(f"signature does not match subscription {subscription_id or '(none given)'}")
+        raise Rejected(f"signature does not match subscription {quoted(subscription_id)}")
     return Receipt([_event(document, delivery)])
 
 
