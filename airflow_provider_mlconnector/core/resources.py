@@ -38,7 +38,7 @@ from __future__ import annotations
 import copy
 import logging
 import string
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from enum import Enum
 from typing import Any, ClassVar, Generic, Self, TypeVar
 from urllib.parse import quote
@@ -144,12 +144,17 @@ class Resource(Generic[H]):
         self._allow("get")
         return self._get(self._member_path(record_id, path))
 
-    def find(self, **filters: Any) -> Record | None:
+    def find(self, *, matching: Callable[[Record], bool] | None = None, **filters: Any) -> Record | None:
         """The record whose fields equal ``filters``, or None; the oldest when the vendor holds several.
 
+        :param matching: a test on fields the vendor cannot filter by (BILL's ``invoice.invoiceNumber``).
         :param filters: as for :meth:`list`; every filter naming a field of the record must match it exactly.
         """
-        matches = [record for record in self.list(**filters) if _carries(record, filters)]
+        matches = [
+            record
+            for record in self.list(**filters)
+            if _carries(record, filters) and (matching is None or matching(record))
+        ]
         if not matches:
             return None
         if len(matches) > 1:

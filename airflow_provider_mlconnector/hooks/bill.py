@@ -16,14 +16,17 @@ What BILL imposes and how this hook copes (dossier PART B / C):
   ``max_rate_limit_wait`` seconds (hook argument or connection extra, default 300), else fail with
   a clear :class:`RateLimitedError` so the task is rescheduled.
 * **No idempotency on creates**: a create whose answer is lost raises
-  :class:`WriteOutcomeUnknownError`; look the record up with :meth:`BillHook.find_vendor_by_name`
-  or :meth:`BillHook.find_bill` before creating again.
+  :class:`WriteOutcomeUnknownError`; look the record up (``hook.vendors.find(name=...)``, a bill by
+  vendor and invoice number) before creating again.
 * **Money**: BILL sends amounts as JSON numbers; this hook returns them as ``Decimal`` (exact) and
   accepts ``Decimal`` amounts in bodies.
+* **Resources**: each collection is one line of :class:`BillHook` in the :class:`Connect` flavour
+  (``hook.bills.list(vendorId=ids, archived=False)``, ``hook.bills.create_many(bodies)``); it speaks
+  BILL's filter language, splits long ``in`` lists, and archives instead of deleting.
 
 Webhook security keys are stored encrypted under ``("bill", "webhook:<organizationId>:<subscriptionId>")``
-as ``{"security_key", "subscription_id", "notification_url"}``; verify deliveries with
-:func:`verify_webhook_signature`.
+as ``{"security_key", "subscription_id", "notification_url"}``; the receiver verifies deliveries
+(``webhooks/signatures.py``).
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ import requests
 from airflow_provider_mlconnector.core.auth import Credential, StoredCredentialAuth
 from airflow_provider_mlconnector.core.http import ApiClient, ErrorInfo, ErrorKind, RetrySettings
 from airflow_provider_mlconnector.core.paging import CursorPaginator
+from airflow_provider_mlconnector.core.resources import LIST_ONLY, READ_ONLY, Record, Resource
 from airflow_provider_mlconnector.core.secrets import mask, redact_text
 from airflow_provider_mlconnector.core.throttle import ConcurrencyLimit
 from airflow_provider_mlconnector.exceptions import AuthError, ConfigurationError, FatalApiError
@@ -65,8 +69,11 @@ MAX_CONCURRENT_REQUESTS = 3
 PAGE_SIZE = 100
 BULK_BILLS_LIMIT = 100  # current docs; an older page says 200
 BULK_VENDORS_LIMIT = 20
-#: vendor ids per ``vendorId:in`` filter: keeps the query string short (20-char ids).
+#: values per ``in`` filter (``vendorId:in``): keeps the query string short (20-char ids); a longer
+#: list is sent as several queries.
 VENDORS_PER_FILTER = 50
+#: ``verbs=`` of a BILL collection that archives instead of deleting.
+ARCHIVABLE = "list get create update archive restore"
 DEFAULT_MAX_RATE_LIMIT_WAIT = 300.0
 MIN_RATE_LIMIT_WAIT = 2.0
 #: Base wait after BDC_1322; the HTTP core adds up to 1 s of jitter.
@@ -83,7 +90,6 @@ WEBHOOK_EVENTS: tuple[str, ...] = (
     "bill.restored",
     "payment.updated",
 )
-SIGNATURE_HEADER = "x-bill-sha-signature"
 FILTER_OPS = frozenset({"eq", "ne", "gt", "gte", "lt", "lte", "in", "nin", "sw"})
 
 SESSION_INVALID = "BDC_1109"
@@ -339,20 +345,6 @@ def _as_list(payload: Any) -> list[dict[str, Any]]:
     return [_decimalize(item) for item in payload]
 
 
-def verify_webhook_signature(raw_body: bytes, signature: str | None, security_key: str) -> bool:
-    """Check ``x-bill-sha-signature``: base64(HMAC-SHA256(key=securityKey as UTF-8, msg=raw body)).
-
-    :param raw_body: the request body exactly as received (never re-serialised JSON).
-    :param signature: the header value.
-    :param security_key: the subscription's key (see :meth:`BillHook.webhook_security_key`).
-    """
-    from airflow_provider_mlconnector.webhooks import signatures
-
-    if not signature:
-        return False
-    return signatures.body_hmac(security_key, raw_body, signature)
-
-
 def bill_applications(payment: Mapping[str, Any]) -> list[dict[str, Any]]:
     """How a payment is applied to bills: ``[{"payment_id", "bill_payment_id", "bill_id", "amount"}]``.
 
@@ -370,6 +362,133 @@ def bill_applications(payment: Mapping[str, Any]) -> list[dict[str, Any]]:
         }
         for a in applications
     ]
+
+
+# ---------------------------------------------------------------------- the resource flavour
+
+
+def _window(updated_since: datetime | None, updated_before: datetime | None) -> list[str]:
+    clauses = []
+    if updated_since is not None:
+        clauses.append(bill_filter("updatedTime", "gte", updated_since))
+    if updated_before is not None:
+        clauses.append(bill_filter("updatedTime", "lt", updated_before))
+    return clauses
+
+
+def _is_choice(value: Any) -> bool:
+    return isinstance(value, (list, tuple, set, frozenset))
+
+
+class Connect(Resource["BillHook"]):
+    """A BILL v3 collection: ``/connect/v3/<path>`` (``root=EVENTS``: the webhooks API).
+
+    Records are bare JSON objects, amounts exact ``Decimal``; lists are ``{"results": [...],
+    "nextPage": token}``, 100 per page (an empty page that carries a token means continue). Keyword
+    filters become BILL's language: a value is ``field:eq:value``, a list ``field:in:"a,b"`` (split
+    into queries of :data:`VENDORS_PER_FILTER` values); ``where=`` adds other :func:`bill_filter`
+    clauses and ``updated_since``/``updated_before`` the ``updatedTime`` window, all ANDed. BILL
+    deletes nothing: ``archive``/``restore`` instead; ``create_many`` is its all-or-nothing bulk create.
+
+    :param root: :data:`CONNECT` or :data:`EVENTS`.
+    :param bulk: the most records one bulk create accepts; None when there is no bulk endpoint.
+    :param paged: False for the small unpaged lists of the webhooks API (bare arrays).
+    """
+
+    created_field = "createdTime"
+
+    def __init__(
+        self, path: str, *, root: str = CONNECT, bulk: int | None = None, paged: bool = True, **options: Any
+    ) -> None:
+        super().__init__(f"{root}/{path}", **options)
+        self.bulk = bulk
+        self.paged = paged
+
+    def list(
+        self,
+        *,
+        where: Iterable[str] = (),
+        updated_since: datetime | None = None,
+        updated_before: datetime | None = None,
+        **filters: Any,
+    ) -> Iterator[Record]:
+        """Every record matching all of the filters, page after page, each once.
+
+        :param where: more :func:`bill_filter` clauses (other operators, other fields).
+        :param updated_since: inclusive lower bound on ``updatedTime`` (timezone-aware).
+        :param updated_before: exclusive upper bound on ``updatedTime``.
+        :param filters: documented filterable fields: a value means ``eq``, a list ``in``.
+        """
+        return self._listing(filters, where=(*_window(updated_since, updated_before), *where))
+
+    def create_many(self, bodies: Sequence[Mapping[str, Any]]) -> Sequence[Record]:
+        """``POST <path>/bulk``: all created, or none (a validation error rejects the whole batch).
+
+        :param bodies: at most :attr:`bulk` records; more raises ``ValueError`` (chunk upstream).
+        """
+        self._allow("create")
+        if self.bulk is None:
+            raise TypeError(f"{self.label} has no bulk create")
+        if len(bodies) > self.bulk:
+            raise ValueError(f"BILL accepts at most {self.bulk} {self.name} per bulk call, got {len(bodies)}")
+        if not bodies:
+            return []
+        path = f"{self._collection_path({})}/bulk"
+        return _as_list(self.hook.client.send_json("POST", path, json=_jsonable(list(bodies))))
+
+    def _rows(self, path: str, filters: dict[str, Any], **options: Any) -> Iterator[Record]:
+        where = list(options.get("where", ()))
+        long_lists = [k for k, v in filters.items() if _is_choice(v) and len(v) > VENDORS_PER_FILTER]
+        if len(long_lists) > 1:
+            raise ValueError(f"{self.label}: at most one filter may list more than {VENDORS_PER_FILTER} values")
+        clauses = [
+            bill_filter(
+                field, "in" if _is_choice(value) else "eq", sorted(map(str, value)) if _is_choice(value) else value
+            )
+            for field, value in filters.items()
+            if field not in long_lists
+        ]
+        if not long_lists:
+            yield from self._pages(path, [*clauses, *where])
+            return
+        field = long_lists[0]
+        values = sorted({str(v) for v in filters[field]})
+        for start in range(0, len(values), VENDORS_PER_FILTER):
+            chunk = values[start : start + VENDORS_PER_FILTER]
+            yield from self._pages(path, [*clauses, bill_filter(field, "in", chunk), *where])
+
+    def _pages(self, path: str, clauses: Sequence[str]) -> Iterator[Record]:
+        if not self.paged:
+            yield from _as_list(self.hook.client.get_json(path))
+            return
+        params: dict[str, Any] = {"max": PAGE_SIZE, **self.order}
+        text = join_filters(clauses)
+        if text:
+            params["filters"] = text
+        for row in self.hook.client.paginate(path, CursorPaginator(token=_next_page), params=params, records=_results):
+            yield _decimalize(row)
+
+    def _get(self, path: str) -> Record:
+        record: Record = _decimalize(self.hook.client.get_json(path))
+        return record
+
+    def _create(self, path: str, body: Mapping[str, Any]) -> Record:
+        # Not idempotent: a lost answer is WriteOutcomeUnknownError, never re-sent blindly.
+        return self._send("POST", path, body)
+
+    def _update(self, path: str, changes: Mapping[str, Any]) -> Record:
+        return self._send("PATCH", path, changes, idempotent=True)
+
+    def _archive(self, path: str, *, archived: bool) -> Record:
+        return self._send("POST", f"{path}/{'archive' if archived else 'restore'}", {}, idempotent=True)
+
+    def _delete(self, path: str) -> Record | None:
+        self.hook.client.send_json("DELETE", path)
+        return None
+
+    def _send(self, method: str, path: str, body: Mapping[str, Any], **kwargs: Any) -> Record:
+        record: Record = _decimalize(self.hook.client.send_json(method, path, json=_jsonable(body), **kwargs))
+        return record
 
 
 # ---------------------------------------------------------------------- the hook
@@ -395,6 +514,27 @@ class BillHook(MLConnectorHook):
     hook_name: ClassVar[str] = "BILL"
     default_host: ClassVar[str] = "https://gateway.prod.bill.com"
     default_retry: ClassVar[RetrySettings] = RetrySettings(max_attempts=6, base_wait=1.0)
+
+    # ------------------------------------------------------------------ resources (dossier B5-B11)
+    vendors = Connect(
+        "vendors",
+        verbs=ARCHIVABLE,
+        bulk=BULK_VENDORS_LIMIT,
+        filters="id archived name accountType billCurrency paymentStatus createdTime updatedTime",
+    )
+    bills = Connect(
+        "bills",
+        verbs=ARCHIVABLE,
+        bulk=BULK_BILLS_LIMIT,
+        filters="id archived vendorId dueDate paymentStatus createdTime updatedTime",
+    )
+    # Payments with their billPayments[] applications (see bill_applications); created in BILL only.
+    payments = Connect("payments", verbs=READ_ONLY, filters="id vendorId createdTime updatedTime")
+    chart_of_accounts = Connect(
+        "classifications/chart-of-accounts", verbs=ARCHIVABLE, filters="id archived name createdTime updatedTime"
+    )
+    subscriptions = Connect("subscriptions", root=EVENTS, paged=False, verbs=READ_ONLY, delete="http")
+    event_catalog = Connect("events/catalog", root=EVENTS, paged=False, verbs=LIST_ONLY)
 
     def __init__(
         self,
@@ -487,7 +627,8 @@ class BillHook(MLConnectorHook):
 
     def session_info(self) -> dict[str, Any]:
         """``GET /v3/login/session``: organization, user and MFA status of the current session."""
-        return self._get(f"{CONNECT}/login/session")
+        info: dict[str, Any] = self.client.get_json(f"{CONNECT}/login/session")
+        return info
 
     def logout(self) -> None:
         """End the shared session at BILL and forget it (other tasks will log in again)."""
@@ -507,279 +648,7 @@ class BillHook(MLConnectorHook):
 
         return self.connection_check(probe)
 
-    # ------------------------------------------------------------------ generic calls
-
-    def _get(self, path: str) -> dict[str, Any]:
-        answer: dict[str, Any] = _decimalize(self.client.get_json(path))
-        return answer
-
-    def _send(self, method: str, path: str, body: Any, **kwargs: Any) -> Any:
-        return _decimalize(self.client.send_json(method, path, json=_jsonable(body), **kwargs))
-
-    def iter_list(self, path: str, *, filters: Iterable[str] = (), sort: str | None = None) -> Iterator[dict[str, Any]]:
-        """Every row of a v3 list, 100 per page, following ``nextPage`` until it is absent.
-
-        :param path: the list path, e.g. ``/connect/v3/bills``.
-        :param filters: clauses built with :func:`bill_filter` (ANDed).
-        :param sort: ``field:asc`` or ``field:desc``.
-        """
-        params: dict[str, Any] = {"max": PAGE_SIZE}
-        text = join_filters(filters)
-        if text:
-            params["filters"] = text
-        if sort:
-            params["sort"] = sort
-        paginator = CursorPaginator(token=_next_page)
-        for row in self.client.paginate(path, paginator, params=params, records=_results):
-            yield _decimalize(row)
-
-    @staticmethod
-    def _window(updated_since: datetime | None, updated_before: datetime | None) -> list[str]:
-        clauses = []
-        if updated_since is not None:
-            clauses.append(bill_filter("updatedTime", "gte", updated_since))
-        if updated_before is not None:
-            clauses.append(bill_filter("updatedTime", "lt", updated_before))
-        return clauses
-
-    # ------------------------------------------------------------------ vendors
-
-    def list_vendors(
-        self,
-        *,
-        updated_since: datetime | None = None,
-        updated_before: datetime | None = None,
-        include_archived: bool = True,
-        filters: Iterable[str] = (),
-    ) -> Iterator[dict[str, Any]]:
-        """Vendors, optionally only those updated in ``[updated_since, updated_before)``.
-
-        :param updated_since: inclusive lower bound on ``updatedTime`` (timezone-aware).
-        :param updated_before: exclusive upper bound on ``updatedTime``.
-        :param include_archived: also return archived vendors.
-        :param filters: more :func:`bill_filter` clauses.
-        """
-        clauses = [*self._window(updated_since, updated_before), *filters]
-        if not include_archived:
-            clauses.append(bill_filter("archived", "eq", False))
-        return self.iter_list(f"{CONNECT}/vendors", filters=clauses)
-
-    def get_vendor(self, vendor_id: str) -> dict[str, Any]:
-        """One vendor (the single GET carries more fields than list rows).
-
-        :param vendor_id: the ``009...`` id.
-        """
-        return self._get(f"{CONNECT}/vendors/{vendor_id}")
-
-    def find_vendor_by_name(self, name: str, *, include_archived: bool = False) -> dict[str, Any] | None:
-        """The vendor named exactly ``name`` (the oldest one if BILL holds duplicates), or None.
-
-        BILL does not dedupe vendor creates, so always look up before creating.
-
-        :param name: the exact vendor name.
-        :param include_archived: also consider archived vendors.
-        """
-        found = [
-            v
-            for v in self.list_vendors(include_archived=include_archived, filters=[bill_filter("name", "eq", name)])
-            if v.get("name") == name  # also guards against a case-insensitive or prefix match server-side
-        ]
-        return self._oldest(found, f"vendor name {name!r}")
-
-    def create_vendor(self, vendor: Mapping[str, Any]) -> dict[str, Any]:
-        """``POST /v3/vendors``. Not idempotent: on :class:`WriteOutcomeUnknownError` look it up by name.
-
-        :param vendor: the BILL vendor body (``name``, ``address`` with an ISO alpha-2 ``country``...).
-        """
-        created: dict[str, Any] = self._send("POST", f"{CONNECT}/vendors", vendor)
-        return created
-
-    def create_vendors_bulk(self, vendors: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-        """``POST /v3/vendors/bulk``: up to :data:`BULK_VENDORS_LIMIT`, all-or-nothing.
-
-        :param vendors: vendor bodies; more than the limit raises ``ValueError`` (chunk upstream).
-        """
-        return self._bulk(f"{CONNECT}/vendors/bulk", vendors, BULK_VENDORS_LIMIT)
-
-    def update_vendor(self, vendor_id: str, changes: Mapping[str, Any]) -> dict[str, Any]:
-        """``PATCH /v3/vendors/{id}`` with the fields to change (bank details cannot change here).
-
-        :param vendor_id: the ``009...`` id.
-        :param changes: the fields to set.
-        """
-        updated: dict[str, Any] = self._send("PATCH", f"{CONNECT}/vendors/{vendor_id}", changes, idempotent=True)
-        return updated
-
-    def archive_vendor(self, vendor_id: str) -> dict[str, Any]:
-        """``POST /v3/vendors/{id}/archive`` (BILL never deletes).
-
-        :param vendor_id: the ``009...`` id.
-        """
-        archived: dict[str, Any] = self._send("POST", f"{CONNECT}/vendors/{vendor_id}/archive", {}, idempotent=True)
-        return archived
-
-    # ------------------------------------------------------------------ bills
-
-    def list_bills(
-        self,
-        *,
-        vendor_id: str | None = None,
-        updated_since: datetime | None = None,
-        updated_before: datetime | None = None,
-        include_archived: bool = True,
-        filters: Iterable[str] = (),
-    ) -> Iterator[dict[str, Any]]:
-        """Bills, optionally of one vendor and/or updated in ``[updated_since, updated_before)``.
-
-        List rows may lack fields of the single GET (``dueAmount``): absent is not zero.
-
-        :param vendor_id: only this vendor's bills.
-        :param updated_since: inclusive lower bound on ``updatedTime`` (timezone-aware).
-        :param updated_before: exclusive upper bound on ``updatedTime``.
-        :param include_archived: also return archived bills.
-        :param filters: more :func:`bill_filter` clauses.
-        """
-        clauses = [*self._window(updated_since, updated_before), *filters]
-        if vendor_id is not None:
-            clauses.append(bill_filter("vendorId", "eq", vendor_id))
-        if not include_archived:
-            clauses.append(bill_filter("archived", "eq", False))
-        return self.iter_list(f"{CONNECT}/bills", filters=clauses)
-
-    def list_bills_for_vendors(
-        self, vendor_ids: Iterable[str], *, include_archived: bool = False
-    ) -> Iterator[dict[str, Any]]:
-        """The bills of several vendors (``vendorId:in``, :data:`VENDORS_PER_FILTER` ids per query).
-
-        For matching a batch by vendor + invoice number with a few list calls instead of one
-        :meth:`find_bill` per record.
-
-        :param vendor_ids: ``009...`` vendor ids.
-        :param include_archived: also return archived bills (like :meth:`find_bill`, default no).
-        """
-        ids = sorted(set(vendor_ids))
-        for start in range(0, len(ids), VENDORS_PER_FILTER):
-            chunk = ids[start : start + VENDORS_PER_FILTER]
-            yield from self.list_bills(
-                include_archived=include_archived, filters=[bill_filter("vendorId", "in", chunk)]
-            )
-
-    def get_bill(self, bill_id: str) -> dict[str, Any]:
-        """One bill with ``paymentStatus``, ``paidAmount`` and ``dueAmount``.
-
-        :param bill_id: the ``00n...`` id.
-        """
-        return self._get(f"{CONNECT}/bills/{bill_id}")
-
-    def find_bill(
-        self, vendor_id: str, invoice_number: str, *, include_archived: bool = False
-    ) -> dict[str, Any] | None:
-        """The bill of ``vendor_id`` with ``invoice.invoiceNumber == invoice_number`` (oldest if duplicated).
-
-        ``invoiceNumber`` is not filterable in BILL, so this reads the vendor's bills and matches here.
-
-        :param vendor_id: the ``009...`` vendor id.
-        :param invoice_number: the exact invoice number.
-        :param include_archived: also consider archived bills.
-        """
-        found = [
-            b
-            for b in self.list_bills(vendor_id=vendor_id, include_archived=include_archived)
-            if (b.get("invoice") or {}).get("invoiceNumber") == invoice_number
-        ]
-        return self._oldest(found, f"invoice {invoice_number!r} of vendor {vendor_id}")
-
-    def create_bill(self, bill: Mapping[str, Any]) -> dict[str, Any]:
-        """``POST /v3/bills``. Not idempotent: on :class:`WriteOutcomeUnknownError` use :meth:`find_bill`.
-
-        :param bill: ``vendorId``, ``dueDate``, ``invoice{invoiceNumber, invoiceDate}``, ``billLineItems``
-            (``amount`` as ``Decimal``, ``classifications.chartOfAccountId``).
-        """
-        created: dict[str, Any] = self._send("POST", f"{CONNECT}/bills", bill)
-        return created
-
-    def create_bills_bulk(self, bills: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-        """``POST /v3/bills/bulk``: up to :data:`BULK_BILLS_LIMIT` bills (any vendors), all-or-nothing.
-
-        A validation error rejects the whole batch (:class:`RecordRejectedError`): retry its bills one
-        by one to find the culprit.
-
-        :param bills: bill bodies; more than the limit raises ``ValueError`` (chunk upstream).
-        """
-        return self._bulk(f"{CONNECT}/bills/bulk", bills, BULK_BILLS_LIMIT)
-
-    def update_bill(self, bill_id: str, changes: Mapping[str, Any]) -> dict[str, Any]:
-        """``PATCH /v3/bills/{id}``; ``billLineItems`` given replace all lines.
-
-        :param bill_id: the ``00n...`` id.
-        :param changes: the fields to set.
-        """
-        updated: dict[str, Any] = self._send("PATCH", f"{CONNECT}/bills/{bill_id}", changes, idempotent=True)
-        return updated
-
-    def archive_bill(self, bill_id: str) -> dict[str, Any]:
-        """``POST /v3/bills/{id}/archive``.
-
-        :param bill_id: the ``00n...`` id.
-        """
-        archived: dict[str, Any] = self._send("POST", f"{CONNECT}/bills/{bill_id}/archive", {}, idempotent=True)
-        return archived
-
-    def _bulk(self, path: str, items: Sequence[Mapping[str, Any]], limit: int) -> list[dict[str, Any]]:
-        if len(items) > limit:
-            raise ValueError(f"BILL accepts at most {limit} records per bulk call, got {len(items)}")
-        if not items:
-            return []
-        return _as_list(self.client.send_json("POST", path, json=_jsonable(list(items))))
-
-    # ------------------------------------------------------------------ payments and accounts
-
-    def list_payments(
-        self,
-        *,
-        updated_since: datetime | None = None,
-        updated_before: datetime | None = None,
-        vendor_id: str | None = None,
-        filters: Iterable[str] = (),
-    ) -> Iterator[dict[str, Any]]:
-        """Payments (``stp...``) with ``billPayments[]`` links, for the write-back; see :func:`bill_applications`.
-
-        ``singleStatus == "CLEARED"`` means settled in the vendor's account.
-
-        :param updated_since: inclusive lower bound on ``updatedTime`` (timezone-aware).
-        :param updated_before: exclusive upper bound on ``updatedTime``.
-        :param vendor_id: only this vendor's payments.
-        :param filters: more :func:`bill_filter` clauses.
-        """
-        clauses = [*self._window(updated_since, updated_before), *filters]
-        if vendor_id is not None:
-            clauses.append(bill_filter("vendorId", "eq", vendor_id))
-        return self.iter_list(f"{CONNECT}/payments", filters=clauses)
-
-    def get_payment(self, payment_id: str) -> dict[str, Any]:
-        """One payment.
-
-        :param payment_id: the ``stp...`` id.
-        """
-        return self._get(f"{CONNECT}/payments/{payment_id}")
-
-    def list_chart_of_accounts(self, *, include_archived: bool = False) -> Iterator[dict[str, Any]]:
-        """Chart-of-accounts entries (``0ca...``); each carries its number as ``accountNumber``.
-
-        :param include_archived: also return archived accounts.
-        """
-        clauses = [] if include_archived else [bill_filter("archived", "eq", False)]
-        return self.iter_list(f"{CONNECT}/classifications/chart-of-accounts", filters=clauses)
-
     # ------------------------------------------------------------------ webhook subscriptions
-
-    def list_event_catalog(self) -> list[dict[str, Any]]:
-        """``GET /v3/events/catalog`` of the webhooks API."""
-        return _as_list(self.client.get_json(f"{EVENTS}/events/catalog"))
-
-    def list_subscriptions(self) -> list[dict[str, Any]]:
-        """The organization's webhook subscriptions (at most 10)."""
-        return _as_list(self.client.get_json(f"{EVENTS}/subscriptions"))
 
     def create_subscription(
         self,
@@ -830,7 +699,7 @@ class BillHook(MLConnectorHook):
         :param events: event types (version 1).
         :param name: the name used when creating.
         """
-        mine = [s for s in self.list_subscriptions() if s.get("notificationUrl") == notification_url]
+        mine = [s for s in self.subscriptions.list() if s.get("notificationUrl") == notification_url]
         if not mine:
             return self.create_subscription(notification_url=notification_url, events=events, name=name)
         if len(mine) > 1:
@@ -867,7 +736,7 @@ class BillHook(MLConnectorHook):
         self._store_security_key(subscription_id, str(security_key), None)
 
     def webhook_security_key(self, subscription_id: str) -> str | None:
-        """The stored security key of ``subscription_id`` (for :func:`verify_webhook_signature`).
+        """The stored security key of ``subscription_id`` (the receiver verifies deliveries with it).
 
         :param subscription_id: ``metadata.subscriptionId`` of a delivery.
         """
@@ -876,13 +745,6 @@ class BillHook(MLConnectorHook):
         if key:
             mask(str(key))
         return str(key) if key else None
-
-    def delete_subscription(self, subscription_id: str) -> None:
-        """``DELETE /v3/subscriptions/{id}``.
-
-        :param subscription_id: the subscription's id.
-        """
-        self.client.send_json("DELETE", f"{EVENTS}/subscriptions/{subscription_id}")
 
     def send_test_event(self, subscription_id: str) -> dict[str, Any]:
         """``POST /v3/subscriptions/{id}/test``: BILL sends a sample notification.
@@ -909,17 +771,67 @@ class BillHook(MLConnectorHook):
             },
         )
 
-    # ------------------------------------------------------------------ helpers
+    # ------------------------------------------------------------------ superseded by the resources
+    # Still called by pairs/freshbooks_to_bill.py while the engine is being rewritten; each names
+    # its replacement. Delete them once nothing calls them.
 
-    @staticmethod
-    def _oldest(found: list[dict[str, Any]], what: str) -> dict[str, Any] | None:
-        if not found:
-            return None
-        if len(found) > 1:
-            log.warning(
-                "BILL holds %d records for %s (%s); using the oldest",
-                len(found),
-                what,
-                ", ".join(str(f.get("id")) for f in found),
-            )
-        return min(found, key=lambda f: (str(f.get("createdTime") or ""), str(f.get("id"))))
+    def list_vendors(self) -> Iterator[Record]:
+        """Superseded by ``self.vendors.list()``."""
+        return self.vendors.list()
+
+    def find_vendor_by_name(self, name: str) -> Record | None:
+        """Superseded by ``self.vendors.find(name=name, archived=False)`` (the oldest of duplicates)."""
+        return self.vendors.find(name=name, archived=False)
+
+    def create_vendor(self, vendor: Mapping[str, Any]) -> Record:
+        """Superseded by ``self.vendors.create(vendor)``."""
+        return self.vendors.create(vendor)
+
+    def update_vendor(self, vendor_id: str, changes: Mapping[str, Any]) -> Record:
+        """Superseded by ``self.vendors.update(vendor_id, changes)``."""
+        return self.vendors.update(vendor_id, changes)
+
+    def list_bills_for_vendors(self, vendor_ids: Iterable[str]) -> Iterator[Record]:
+        """Superseded by ``self.bills.list(vendorId=list(vendor_ids), archived=False)`` (split into queries)."""
+        return self.bills.list(vendorId=list(vendor_ids), archived=False)
+
+    def find_bill(self, vendor_id: str, invoice_number: str) -> Record | None:
+        """Superseded by ``self.bills.find(vendorId=vendor_id, archived=False, matching=...)``.
+
+        ``invoiceNumber`` is not filterable in BILL: ``matching`` compares it on the vendor's bills.
+        """
+        return self.bills.find(
+            vendorId=vendor_id,
+            archived=False,
+            matching=lambda bill: (bill.get("invoice") or {}).get("invoiceNumber") == invoice_number,
+        )
+
+    def create_bill(self, bill: Mapping[str, Any]) -> Record:
+        """Superseded by ``self.bills.create(bill)``."""
+        return self.bills.create(bill)
+
+    def get_bill(self, bill_id: str) -> Record:
+        """Superseded by ``self.bills.get(bill_id)``."""
+        return self.bills.get(bill_id)
+
+    def update_bill(self, bill_id: str, changes: Mapping[str, Any]) -> Record:
+        """Superseded by ``self.bills.update(bill_id, changes)``."""
+        return self.bills.update(bill_id, changes)
+
+    def archive_bill(self, bill_id: str) -> Record:
+        """Superseded by ``self.bills.archive(bill_id)``."""
+        return self.bills.archive(bill_id)
+
+    def list_chart_of_accounts(self) -> Iterator[Record]:
+        """Superseded by ``self.chart_of_accounts.list(archived=False)``."""
+        return self.chart_of_accounts.list(archived=False)
+
+    def list_payments(
+        self, *, updated_since: datetime | None = None, updated_before: datetime | None = None
+    ) -> Iterator[Record]:
+        """Superseded by ``self.payments.list(updated_since=..., updated_before=...)``."""
+        return self.payments.list(updated_since=updated_since, updated_before=updated_before)
+
+    def get_payment(self, payment_id: str) -> Record:
+        """Superseded by ``self.payments.get(payment_id)``."""
+        return self.payments.get(payment_id)
