@@ -17,6 +17,8 @@ from airflow.sdk.log import mask_secret
 mask_secret("mlconnector-test-warmup-value")
 
 import json  # noqa: E402
+import time  # noqa: E402
+from datetime import datetime, timezone  # noqa: E402
 
 import pytest  # noqa: E402
 from cryptography.fernet import Fernet  # noqa: E402
@@ -80,15 +82,26 @@ def running(sandbox):
     return sandbox
 
 
+# The demo story's "now": its records are dated October and November 2026. Tests that check story
+# records against a vendor rule relative to today (Expensify's one-year export anchor, FreshBooks'
+# "overdue") set the sandbox clock here, so they judge the story on its own day, whatever today is.
+DEMO_STORY_NOW = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)
+
+
 @pytest.fixture
 def reset_demo(sandbox):
-    """Reset the sandbox to its demo data; optionally rewind its clock first and restore switches after."""
+    """Reset the sandbox to its demo data; optionally rewind its clock first and restore switches after.
+
+    ``at_story_time`` sets the sandbox clock to ``DEMO_STORY_NOW`` before seeding (it still runs on from there).
+    """
     restore: list[str] = []
 
-    def reset(*, rewind_clock: bool = False, restore_switches: bool = False) -> None:
+    def reset(*, rewind_clock: bool = False, restore_switches: bool = False, at_story_time: bool = False) -> None:
         if rewind_clock:
             sandbox.sandbox.ctx.clock.offset = 0.0  # reset() keeps the clock; tests fast-forward it
         sandbox.control.reset()
+        if at_story_time:
+            sandbox.sandbox.ctx.clock.offset = DEMO_STORY_NOW.timestamp() - time.time()
         sandbox.control.seed_demo()
         if restore_switches:
             restore.extend(sandbox.sandbox.systems)

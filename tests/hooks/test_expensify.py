@@ -42,7 +42,7 @@ def fake_time(fake_time):
 
 @pytest.fixture(autouse=True)
 def _demo(sandbox, reset_demo):
-    reset_demo(restore_switches=True)
+    reset_demo(restore_switches=True, at_story_time=True)  # exports anchor on story dates; one-year rule
     sandbox.control.advance_clock(61)  # forget the previous test's calls in the rate windows
 
 

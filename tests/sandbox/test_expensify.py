@@ -26,7 +26,7 @@ SANDBOX_SYSTEMS = [ExpensifySandbox]
 
 @pytest.fixture(autouse=True)
 def _demo(sandbox, reset_demo):
-    reset_demo(restore_switches=True)
+    reset_demo(restore_switches=True, at_story_time=True)  # exports anchor on story dates; one-year rule
     # Most tests are about behaviour, not limits: lift them (the limit tests restore them).
     sandbox.sandbox.systems["expensify"].switches["rate_limits"] = [[1000, 10], [1000, 60]]
 

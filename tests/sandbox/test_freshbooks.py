@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 import pytest
@@ -22,6 +23,7 @@ from airflow_provider_mlconnector.sandbox.freshbooks import (
     FreshBooksSandbox,
     webhook_signature,
 )
+from airflow_provider_mlconnector.sandbox.freshbooks.backend import EASTERN
 
 ACCOUNT = f"/accounting/account/{BRIGHTSIDE_ACCOUNT_ID}"
 BILLS = f"{ACCOUNT}/bills/bills"
@@ -298,7 +300,8 @@ def test_single_record_and_not_found_error_shape(fb):
     assert entry["object"] == "bill"
 
 
-def test_bill_money_dates_and_lines_are_vendor_shaped(fb):
+def test_bill_money_dates_and_lines_are_vendor_shaped(sandbox, fb):
+    issued = sandbox.sandbox.ctx.clock.now_dt().astimezone(EASTERN).date()  # due in 39 days: unpaid, not overdue
     created = result(
         fb.post(
             BILLS,
@@ -306,7 +309,7 @@ def test_bill_money_dates_and_lines_are_vendor_shaped(fb):
                 "bill": {
                     "vendorid": "5104",
                     "bill_number": "GADS-5530",
-                    "issue_date": "2026-11-10",
+                    "issue_date": issued.isoformat(),
                     "due_offset_days": 39,
                     "currency_code": "USD",
                     "language": "en",
@@ -329,7 +332,7 @@ def test_bill_money_dates_and_lines_are_vendor_shaped(fb):
         ),
         "bill",
     )
-    assert created["due_date"] == "2026-12-19"
+    assert created["due_date"] == (issued + timedelta(days=39)).isoformat()
     assert created["amount"] == {"amount": "390.02", "code": "USD"}  # 375.00 + 15.015 rounded half up
     assert created["total_amount"] == {"amount": "390.02", "code": "USD"}
     assert created["status"] == "unpaid"

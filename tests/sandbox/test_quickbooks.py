@@ -21,6 +21,7 @@ from airflow_provider_mlconnector.sandbox.quickbooks import (
     SANDBOX_WEBHOOK_VERIFIER_TOKEN,
     QuickBooksSandbox,
 )
+from airflow_provider_mlconnector.sandbox.quickbooks.backend import qbo_time
 
 RECEIVER = "http://127.0.0.1:9/qbo-hook"  # closed port: deliveries are recorded, not received
 
@@ -41,6 +42,11 @@ def token_call(running, auth=(SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET), **form)
         headers={"Accept": "application/json"},
         timeout=5,
     )
+
+
+def sandbox_time(running, *, days_ago: float) -> str:
+    """An instant ``days_ago`` before the sandbox clock, in QuickBooks' ``MetaData`` form (CDC windows are relative)."""
+    return qbo_time(running.sandbox.ctx.clock.now() - days_ago * 86400)
 
 
 def refresh(running, refresh_token=SANDBOX_REFRESH_TOKEN):
@@ -490,7 +496,7 @@ def test_cdc_returns_changes_and_deletions(running, api):
     vendor = api.post("/vendor", {"DisplayName": "Cloudline Hosting"}).json()["Vendor"]
     order = api.post("/purchaseorder", po_body()).json()["PurchaseOrder"]
     api.post("/purchaseorder", {"Id": order["Id"], "SyncToken": "0"}, operation="delete")
-    since = "2026-11-01T00:00:00-08:00"
+    since = sandbox_time(running, days_ago=1)  # after the demo data, before the changes above
     body = api.call("GET", "/cdc", params={"entities": "Vendor,PurchaseOrder", "changedSince": since}).json()
     groups = body["CDCResponse"][0]["QueryResponse"]
     assert [v["Id"] for v in groups[0]["Vendor"]] == [vendor["Id"]]
@@ -502,10 +508,12 @@ def test_cdc_returns_changes_and_deletions(running, api):
     assert set(combined["CDCResponse"][0]["QueryResponse"][0]) == {"Vendor", "PurchaseOrder"}
 
 
-def test_cdc_validation(api):
-    too_old = api.call("GET", "/cdc", params={"entities": "Vendor", "changedSince": "2026-09-01T00:00:00Z"})
+def test_cdc_validation(running, api):
+    within = api.call("GET", "/cdc", params={"entities": "Vendor", "changedSince": sandbox_time(running, days_ago=29)})
+    assert within.status_code == 200
+    too_old = api.call("GET", "/cdc", params={"entities": "Vendor", "changedSince": sandbox_time(running, days_ago=31)})
     assert too_old.status_code == 400 and "30 days" in fault_of(too_old)[1]
-    assert api.call("GET", "/cdc", params={"changedSince": "2026-11-20T00:00:00Z"}).status_code == 400
+    assert api.call("GET", "/cdc", params={"changedSince": sandbox_time(running, days_ago=1)}).status_code == 400
 
 
 def test_company_info_and_account_read(api):
