@@ -21,7 +21,8 @@ This base class owns what is the same for every vendor:
 * which verbs a collection has (a read-only one refuses ``create``);
 * which filters the vendor honours: an unknown one is refused here, because FreshBooks and others
   silently ignore a filter they do not know and would return everything;
-* an empty ``in`` list matches nothing (a lenient server would read it as "no filter");
+* an empty ``in`` list matches nothing (a lenient server would read it as "no filter"), and one
+  longer than the collection's ``in_limit`` is sent as several queries;
 * ``{placeholders}`` in paths, filled from keyword arguments (``order_id=``) or, for tenant ids,
   by the flavour (FreshBooks ``account_id``);
 * rows de-duplicated by id: a record that moves between pages while paging is returned once;
@@ -68,6 +69,8 @@ class Resource(Generic[H]):
     :param filters: the filters the vendor documents for this collection, by their wire name
         (space-separated, or an iterable).
     :param order: query parameters asking for a stable order, where the API has one.
+    :param in_limit: the most values one "any of" filter may carry (query-string length); a
+        longer list is sent as several queries, their rows merged.
     """
 
     #: the record field telling the oldest of several matches apart in :meth:`find`.
@@ -82,6 +85,7 @@ class Resource(Generic[H]):
         delete: str | None = None,
         filters: str | Iterable[str] = (),
         order: Mapping[str, str] | None = None,
+        in_limit: int | None = None,
     ) -> None:
         self.path = path
         self.id_field = id_field
@@ -92,6 +96,7 @@ class Resource(Generic[H]):
             raise ValueError(f"unknown verbs {sorted(unknown)}; a resource knows {sorted(VERBS)}")
         self.filters = frozenset(filters.split() if isinstance(filters, str) else filters)
         self.order = dict(order or {})
+        self.in_limit = in_limit
         self.name = path
         self.system = "?"
         self._hook: H | None = None
@@ -256,7 +261,20 @@ class Resource(Generic[H]):
             raise TypeError(f"{self.label} cannot be filtered by {', '.join(unknown)} (documented filters: {honoured})")
         if any(_is_empty_choice(value) for value in remaining.values()):
             return iter(())
-        return self._unique(self._rows(path, remaining, **options))
+        return self._unique(row for query in self._queries(remaining) for row in self._rows(path, query, **options))
+
+    def _queries(self, filters: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """``filters`` as one query, or several when a choice is longer than :attr:`in_limit`."""
+        limit = self.in_limit
+        long = [name for name, value in filters.items() if limit and _is_choice(value) and len(value) > limit]
+        if not long or not limit:
+            yield filters
+            return
+        if len(long) > 1:
+            raise ValueError(f"{self.label}: only one filter may list more than {limit} values ({', '.join(long)})")
+        values = sorted({str(value) for value in filters[long[0]]})
+        for start in range(0, len(values), limit):
+            yield {**filters, long[0]: values[start : start + limit]}
 
     def _allow(self, verb: str) -> None:
         if verb not in self.verbs:
@@ -304,8 +322,12 @@ def _placeholders(template: str) -> list[str]:
     return [name for _, name, _, _ in string.Formatter().parse(template) if name]
 
 
+def _is_choice(value: Any) -> bool:
+    return isinstance(value, (list, tuple, set, frozenset))
+
+
 def _is_empty_choice(value: Any) -> bool:
-    return isinstance(value, (list, tuple, set, frozenset)) and not value
+    return _is_choice(value) and not value
 
 
 def _same(a: Any, b: Any) -> bool:

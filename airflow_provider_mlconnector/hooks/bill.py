@@ -385,8 +385,8 @@ class Connect(Resource["BillHook"]):
 
     Records are bare JSON objects, amounts exact ``Decimal``; lists are ``{"results": [...],
     "nextPage": token}``, 100 per page (an empty page that carries a token means continue). Keyword
-    filters become BILL's language: a value is ``field:eq:value``, a list ``field:in:"a,b"`` (split
-    into queries of :data:`VENDORS_PER_FILTER` values); ``where=`` adds other :func:`bill_filter`
+    filters become BILL's language: a value is ``field:eq:value``, a list ``field:in:"a,b"`` (sent
+    :data:`VENDORS_PER_FILTER` values per query); ``where=`` adds other :func:`bill_filter`
     clauses and ``updated_since``/``updated_before`` the ``updatedTime`` window, all ANDed. BILL
     deletes nothing: ``archive``/``restore`` instead; ``create_many`` is its all-or-nothing bulk create.
 
@@ -400,7 +400,7 @@ class Connect(Resource["BillHook"]):
     def __init__(
         self, path: str, *, root: str = CONNECT, bulk: int | None = None, paged: bool = True, **options: Any
     ) -> None:
-        super().__init__(f"{root}/{path}", **options)
+        super().__init__(f"{root}/{path}", in_limit=VENDORS_PER_FILTER, **options)
         self.bulk = bulk
         self.paged = paged
 
@@ -437,32 +437,15 @@ class Connect(Resource["BillHook"]):
         return _as_list(self.hook.client.send_json("POST", path, json=_jsonable(list(bodies))))
 
     def _rows(self, path: str, filters: dict[str, Any], **options: Any) -> Iterator[Record]:
-        where = list(options.get("where", ()))
-        long_lists = [k for k, v in filters.items() if _is_choice(v) and len(v) > VENDORS_PER_FILTER]
-        if len(long_lists) > 1:
-            raise ValueError(f"{self.label}: at most one filter may list more than {VENDORS_PER_FILTER} values")
-        clauses = [
-            bill_filter(
-                field, "in" if _is_choice(value) else "eq", sorted(map(str, value)) if _is_choice(value) else value
-            )
-            for field, value in filters.items()
-            if field not in long_lists
-        ]
-        if not long_lists:
-            yield from self._pages(path, [*clauses, *where])
-            return
-        field = long_lists[0]
-        values = sorted({str(v) for v in filters[field]})
-        for start in range(0, len(values), VENDORS_PER_FILTER):
-            chunk = values[start : start + VENDORS_PER_FILTER]
-            yield from self._pages(path, [*clauses, bill_filter(field, "in", chunk), *where])
-
-    def _pages(self, path: str, clauses: Sequence[str]) -> Iterator[Record]:
         if not self.paged:
             yield from _as_list(self.hook.client.get_json(path))
             return
+        clauses = [
+            bill_filter(field, "in", [str(v) for v in value]) if _is_choice(value) else bill_filter(field, "eq", value)
+            for field, value in filters.items()
+        ]
         params: dict[str, Any] = {"max": PAGE_SIZE, **self.order}
-        text = join_filters(clauses)
+        text = join_filters([*clauses, *options.get("where", ())])
         if text:
             params["filters"] = text
         for row in self.hook.client.paginate(path, CursorPaginator(token=_next_page), params=params, records=_results):

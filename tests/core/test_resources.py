@@ -95,6 +95,15 @@ def test_an_empty_choice_matches_nothing_without_asking_the_vendor(hook, request
     assert requests_mock.call_count == 0
 
 
+def test_a_choice_longer_than_the_in_limit_is_sent_as_several_queries(hook, requests_mock):
+    requests_mock.get(f"{BASE}/shops/s1/things", [rows(1), rows(2), rows(3)])
+    hook.things.in_limit = 2
+    assert [r["id"] for r in hook.things.list(ids=[5, 1, 3, 4, 2])] == [1, 2, 3]
+    assert [r.qs["ids"] for r in requests_mock.request_history] == [["1", "2"], ["3", "4"], ["5"]]
+    with pytest.raises(ValueError, match="only one filter may list more than 2 values"):
+        list(hook.things.list(ids=[1, 2, 3], colour=["a", "b", "c"]))
+
+
 def test_a_record_that_moves_between_pages_is_returned_once(hook, requests_mock, caplog):
     # Record 2 is pushed from page 1 to page 2 by an insert while paging.
     requests_mock.get(f"{BASE}/shops/s1/things", [rows(1, 2), rows(2, 3), rows()])

@@ -424,7 +424,7 @@ def test_find_bill_by_vendor_and_invoice_number(hook, caplog):
 
 
 def test_bills_of_several_vendors(hook, running, monkeypatch):
-    monkeypatch.setattr(bill_module, "VENDORS_PER_FILTER", 1)  # one vendorId:in query per vendor
+    monkeypatch.setattr(hook.bills, "in_limit", 1)  # one vendorId:in query per vendor
     hook.bills.create(bill_body(number="ADB-2026-11"))
     before = running.control.request_counts("bill").get("bill GET /connect/v3/bills", 0)
     numbers = sorted(
