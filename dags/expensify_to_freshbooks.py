@@ -1,0 +1,6 @@
+"""Expensify -> FreshBooks (an Airflow DAG): the mapping rules live in the pair module's docstring."""
+
+from airflow_provider_mlconnector.operators.dag import sync_dag
+from airflow_provider_mlconnector.pairs import expensify_to_freshbooks
+
+dag = sync_dag(expensify_to_freshbooks.PAIR, schedule="@daily", tags=["expenses", "accounts-payable"])
