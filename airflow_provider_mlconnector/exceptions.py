@@ -18,9 +18,12 @@ retry policy or an on-call engineer can tell at a glance what to do about it::
     │       ├── NotFoundError       404 on a read
     │       └── PagingError         the vendor's pager did not move on (a cursor came back, the same
     │                               page twice, more pages than it announced): stopped, no row twice
-    └── RecordError                 one record cannot be written                   -> dead-letter
-        ├── MappingError            no GL account / missing reference / unmappable; never a guess
-        └── RecordRejectedError     the vendor rejected this record (validation); also an ApiError
+    ├── RecordError                 one record cannot be written                   -> dead-letter
+    │   ├── MappingError            no GL account / missing reference / unmappable; never a guess
+    │   └── RecordRejectedError     the vendor rejected this record (validation); also an ApiError
+    ├── NotLinkedYetError           a record references one that is not synced yet -> park, re-fetch
+    │                               by id every run until the reference resolves (never "done")
+    └── SyncIncompleteError         some records of a task hit transient errors    -> retry the task
 
 Operators catch ``RecordError`` per record, put the record in the dead-letter queue and go on.
 Nothing catches bare ``Exception``.
@@ -165,3 +168,22 @@ class RecordRejectedError(RecordError, ApiError):
         ApiError.__init__(self, message, **kwargs)
         self.reason = str(self)
         self.kind = "validation"
+
+
+class NotLinkedYetError(MLConnectorError):
+    """The record references another one (its vendor, its bill) that is not in the ID map yet.
+
+    Not a dead letter: the engine parks the record and re-fetches it by id on every run until
+    the reference resolves, so it is never counted done and never lost.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class SyncIncompleteError(MLConnectorError):
+    """Some records of this task hit transient errors; the task fails so that Airflow retries it.
+
+    The retry resumes them through the ID map's claim protocol, so nothing is created twice.
+    """

@@ -1,63 +1,84 @@
-"""The sync engine behind the three generic steps: extract, match, upsert.
+"""The sync engine: extract, match and upsert for one :class:`~.pair.Entity` of a pair.
 
-A pair module (``pairs/<source>_to_<target>.py``) describes each entity it syncs with an
-:class:`EntitySpec`: how to read changed source records, how to turn one into a target payload
-(raising :class:`~airflow_provider_mlconnector.exceptions.MappingError` when it cannot, never
-guessing), its natural key, how to find, create and update it in the target. The engine does the
-rest, the same way for every pair:
+* **extract** reads the source for a window, adds the records waiting to be re-fetched by id
+  (parked records and dead letters asked to be replayed), de-duplicates them by source id (a
+  page that drifted lists a record twice) and cuts them into bounded batches;
+* **match** decides per record, read-only: ``create``, ``match`` (found in the target by natural
+  key), ``update``, ``unchanged``, ``retire``, ``skip``, ``quarantine`` (a dead letter) or
+  ``wait`` (a reference is not synced yet: parked);
+* **upsert** carries the decisions out. Every record ends written, unchanged, skipped (with a
+  reason), parked or dead-lettered, and every action is one audit row.
 
-* **extract** reads the source for a window and cuts it into bounded batches (XCom-sized);
-* **match** decides per record, read-only: ``unchanged`` (same fingerprint as last synced),
-  ``update`` (mapped, changed), ``match`` (not mapped but found in the target by natural key),
-  ``create``, ``skip`` (e.g. archived and never synced) or ``quarantine`` (cannot be mapped);
-* **upsert** carries the decisions out. A create first *claims* the natural key in the ID map
-  (a durable write intent, unique per natural key), then creates, then completes the claim. A
-  retry after a crash finds its own pending claim (``recovering``) and looks the record up in the
-  target before creating, so a lost answer never becomes a second record. Record-level failures
-  go to the dead-letter queue and the batch goes on; anything transient makes the task fail at
-  the end so Airflow retries it, and the retry resumes through the same protocol.
+Exactly once, fenced (no vendor offers idempotency keys): a create first *claims* the natural
+key in the ID map with a token unique to this task try and worker, so a live sibling sees
+``busy`` and never ``recovering``. Right before the vendor call the token is checked and the
+lease restarted (the lease outlives any call the HTTP core can make); completion checks it
+again. A claim left behind (a lost answer, a crash) is recovered by looking up the natural key
+*stored with the claim*, and what is found is compared with the current payload: unchanged, it
+is adopted; changed, it is updated while the target allows and dead-lettered as
+``manual_reconciliation`` otherwise. Natural-key conflicts (a rename onto a sibling's name) are
+found before any write and dead-lettered.
 
-Every record ends as written, unchanged, skipped (with a reason) or dead-lettered, and every
-action is one audit row.
+Per-record isolation: any error mapping one record and any non-transient vendor error writing
+it dead-letters that record; the batch goes on. Transient errors fail the task at the end
+(:class:`SyncIncompleteError`) so Airflow retries it, and the retry resumes through the same
+protocol.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
-from abc import ABC, abstractmethod
+import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+from airflow_provider_mlconnector.core.fence import fenced
 from airflow_provider_mlconnector.exceptions import (
     ApiError,
-    MLConnectorError,
+    AuthError,
+    FatalApiError,
+    NotFoundError,
+    NotLinkedYetError,
     RecordError,
     RetryableApiError,
     WriteOutcomeUnknownError,
 )
-from airflow_provider_mlconnector.state.audit import AuditAction, AuditEvent
+from airflow_provider_mlconnector.operators.pair import Ctx, Entity, Pair, Record, Retire, Skip
+from airflow_provider_mlconnector.state.audit import AuditAction
 from airflow_provider_mlconnector.state.dead_letters import LetterStatus
-from airflow_provider_mlconnector.state.id_map import ClaimOutcome, content_fingerprint
+from airflow_provider_mlconnector.state.errors import ClaimLostError, IdMapConflictError
+from airflow_provider_mlconnector.state.id_map import ClaimOutcome, MappingStatus, content_fingerprint
+from airflow_provider_mlconnector.state.stream import Stream
 
 if TYPE_CHECKING:
     from airflow_provider_mlconnector.hooks.base import MLConnectorHook
     from airflow_provider_mlconnector.state import StateStore
+    from airflow_provider_mlconnector.state.dead_letters import DeadLetter
+    from airflow_provider_mlconnector.state.id_map import IdMapping
     from airflow_provider_mlconnector.state.watermarks import Window
 
 log = logging.getLogger(__name__)
 
-#: stored with a dead letter, so an unchanged record the vendor refused is not sent again.
+#: stored with a dead letter, so an unchanged record the vendor refused is not resent until replayed.
 FINGERPRINT_KEY = "_mlconnector_fingerprint"
-Action = Literal["create", "update", "match", "unchanged", "skip", "quarantine"]
-Record = dict[str, Any]
+#: the ID map's fingerprint of a record this integration retired (archived, voided, deleted).
+RETIRED = "retired"
+#: dead-letter kinds that are not errors: the record is re-fetched by id every run until it resolves.
+PARKED_KINDS = frozenset({"not_linked_yet", "busy_elsewhere"})
+#: what one bad source record raises while it is mapped (a missing field, "N/A" as an amount).
+MALFORMED = (KeyError, TypeError, ValueError, ArithmeticError, AttributeError, IndexError)
+
+Action = Literal["create", "match", "update", "unchanged", "retire", "skip", "quarantine", "wait"]
 
 
 @dataclass
 class RunInfo:
-    """Who is writing: used for claim ownership and audit rows."""
+    """Who is writing: claim tokens and audit rows."""
 
     dag_id: str
     run_id: str
@@ -66,11 +87,12 @@ class RunInfo:
     try_number: int = 1
     dry_run: bool = False
 
-    @property
-    def owner(self) -> str:
-        # Stable across retries of the same task instance, so a retry "recovers" its own claims.
-        suffix = f"/{self.map_index}" if self.map_index >= 0 else ""
-        return f"{self.dag_id}/{self.run_id}/{self.task_id}{suffix}"
+    def claim_token(self) -> str:
+        """A fencing token unique to this task try *and* this claim (so, to the worker thread)."""
+        return f"{self.dag_id}/{self.run_id}/{self.task_id}/{self.map_index}/try{self.try_number}/{uuid.uuid4().hex}"
+
+    def as_audit(self) -> dict[str, Any]:
+        return {"dag_id": self.dag_id, "run_id": self.run_id, "task_id": self.task_id, "try_number": self.try_number}
 
 
 @dataclass
@@ -86,84 +108,10 @@ class Decision:
     reason: str | None = None
     error_kind: str | None = None
     record: Record | None = None
-    dead_letter_id: int | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Decision:
         return cls(**data)
-
-
-class EntitySpec(ABC):
-    """How one entity of one pair is synced. Subclasses live in the pair's module."""
-
-    pair: ClassVar[str]
-    entity: ClassVar[str]
-    source_system: ClassVar[str]
-    target_system: ClassVar[str]
-    #: records per XCom batch (one mapped task each).
-    batch_size: ClassVar[int] = 250
-
-    def __init__(self, source: MLConnectorHook, target: MLConnectorHook, store: StateStore) -> None:
-        self.source = source
-        self.target = target
-        self.store = store
-
-    # --- tenants --------------------------------------------------------------------------
-    @property
-    @abstractmethod
-    def source_tenant(self) -> str: ...
-
-    @property
-    @abstractmethod
-    def target_tenant(self) -> str: ...
-
-    # --- reading --------------------------------------------------------------------------
-    @abstractmethod
-    def extract(self, window: Window) -> Iterable[Record]:
-        """The source records changed in ``window`` (or all, when the source cannot filter)."""
-
-    @abstractmethod
-    def fetch(self, source_id: str) -> Record | None:
-        """One source record by id (for dead-letter replays)."""
-
-    @abstractmethod
-    def source_id(self, record: Record) -> str: ...
-
-    def skip_reason(self, record: Record, mapped: bool) -> str | None:
-        """Why this record is deliberately not written (e.g. archived and never synced)."""
-        return None
-
-    # --- mapping --------------------------------------------------------------------------
-    def prepare(self, records: list[Record]) -> None:
-        """Load reference data once per batch (GL accounts, vendor ids...)."""
-        return None
-
-    @abstractmethod
-    def transform(self, record: Record) -> Record:
-        """The target payload for ``record``; raise ``MappingError`` when it cannot be mapped."""
-
-    @abstractmethod
-    def natural_key(self, record: Record, payload: Record) -> str:
-        """The key that identifies the record in the target (e.g. vendor id + bill number)."""
-
-    # --- target ---------------------------------------------------------------------------
-    def index_existing(self, payloads: list[tuple[str, Record]]) -> dict[str, Record] | None:
-        """Optionally look up many natural keys at once; ``None`` = use :meth:`find_existing`."""
-        return None
-
-    @abstractmethod
-    def find_existing(self, natural_key: str, payload: Record) -> Record | None:
-        """The target record with this natural key, if it exists."""
-
-    @abstractmethod
-    def create(self, payload: Record, record: Record) -> Record: ...
-
-    @abstractmethod
-    def update(self, target_id: str, payload: Record, record: Record) -> Record | None:
-        """Update the target; return None when it deliberately did nothing."""
-
-    @abstractmethod
-    def target_id(self, target_record: Record) -> str: ...
 
 
 @dataclass
@@ -177,112 +125,219 @@ class BatchResult:
         return {"counts": dict(self.counts), "retry_later": self.retry_later}
 
 
-class SyncEngine:
-    """Runs extract / match / upsert for one :class:`EntitySpec` within one task."""
+def streams_of(pair: Pair, source: MLConnectorHook, target: MLConnectorHook, store: StateStore) -> dict[str, Stream]:
+    """Every entity's stream, tenants read from the pair's two hooks (reverse entities swap them)."""
+    tenants = {False: (source, target), True: (target, source)}
+    streams = {}
+    for entity in pair.entities:
+        src, tgt = tenants[entity.reverse]
+        streams[entity.name] = Stream(
+            store, pair.name, entity.name, src.conn_type, tgt.conn_type, src.tenant, tgt.tenant
+        )
+    return streams
 
-    def __init__(self, spec: EntitySpec, store: StateStore, run: RunInfo) -> None:
-        self.spec = spec
-        self.store = store
+
+class SyncEngine:
+    """Runs extract / match / upsert for one entity of a pair within one task."""
+
+    def __init__(
+        self,
+        pair: Pair,
+        entity: Entity,
+        source: MLConnectorHook,
+        target: MLConnectorHook,
+        store: StateStore,
+        run: RunInfo,
+    ) -> None:
+        """:param source: hook of the *pair's* source system; ``target`` of its target system."""
+        self.pair = pair
+        self.entity = entity
         self.run = run
+        self.streams = streams_of(pair, source, target, store)
+        self.stream = self.streams[entity.name]
+        # Within this entity's flow: reverse entities read the pair's target and write its source.
+        self.reader, self.writer = (target, source) if entity.reverse else (source, target)
+        self._reference: Any = None
+        self._prepared = False
 
     # --- extract --------------------------------------------------------------------------
     def extract(self, window: Window, replay_ids: Iterable[int] = ()) -> list[list[Record]]:
-        """The window's changed records plus requested dead-letter replays, in bounded batches."""
-        records = list(self.spec.extract(window))
-        seen = {self.spec.source_id(r) for r in records}
-        for letter in self._letters_to_replay(replay_ids):
-            if letter.source_id in seen:
-                continue
-            fresh = self.spec.fetch(letter.source_id)
-            if fresh is not None:
-                records.append(fresh)
-                seen.add(letter.source_id)
-        size = self.spec.batch_size
-        return [records[i : i + size] for i in range(0, len(records), size)]
+        """The window's changed records plus the ones waiting by id, de-duplicated, in batches."""
+        records: dict[str, Record] = {}
+        for record in self.entity.read(self.reader, window):
+            records[self._source_id(record)] = record  # the later listing is the fresher copy
+        for letter in self._letters_to_refetch(replay_ids):
+            if letter.source_id not in records:
+                fresh = self._fetch(letter.source_id)
+                if fresh is not None:
+                    records[letter.source_id] = fresh
+                elif not self.run.dry_run:
+                    self.stream.store.dead_letters.resolve(letter.id, "the source record no longer exists")
+        size = self.entity.batch_size
+        values = list(records.values())
+        return [values[i : i + size] for i in range(0, len(values), size)]
 
-    def _letters_to_replay(self, replay_ids: Iterable[int]) -> list[Any]:
-        letters = self.store.dead_letters
+    def _fetch(self, source_id: str) -> Record | None:
+        try:
+            return self.entity.fetch(self.reader, source_id)
+        except NotFoundError:
+            return None
+
+    def _letters_to_refetch(self, replay_ids: Iterable[int]) -> list[DeadLetter]:
         wanted = {int(i) for i in replay_ids}
-        if wanted:
-            letters.request_replay(wanted)
-        return [
-            letter
-            for letter in letters.replay_requested(self.spec.pair)
-            if letter.entity == self.spec.entity and letter.source_tenant == self.spec.source_tenant
-        ]
+        letters = self.stream.store.dead_letters
+        if self.run.dry_run:
+            # Read-only: show what a replay would do without flagging anything.
+            asked = [letter for i in sorted(wanted) if (letter := letters.get(i)) is not None and letter.active]
+            return [*self.stream.letters_to_replay(), *(a for a in asked if self._is_ours(a))]
+        letters.request_replay(wanted)
+        return self.stream.letters_to_replay()
+
+    def _is_ours(self, letter: DeadLetter) -> bool:
+        return (letter.pair, letter.entity, letter.source_tenant) == (
+            self.stream.pair,
+            self.stream.entity,
+            self.stream.source_tenant,
+        )
+
+    def _source_id(self, record: Record) -> str:
+        try:
+            return self.entity.source_id(record)
+        except MALFORMED:
+            digest = hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:16]
+            return f"malformed-{digest}"
 
     # --- match ----------------------------------------------------------------------------
     def match(self, records: list[Record]) -> list[Decision]:
         """Read-only decisions for a batch (safe in a dry run)."""
-        self.spec.prepare(records)
-        drafts: list[Decision] = []
-        for record in records:
-            drafts.append(self._decide_locally(record))
-        pending = [(d.natural_key, d.payload) for d in drafts if d.action == "create" and d.natural_key and d.payload]
-        if pending:
-            self._match_in_target(drafts, pending)
-        return drafts
+        decisions = [self._decide(record) for record in records]
+        self._match_in_target(decisions)
+        return decisions
 
-    def _decide_locally(self, record: Record) -> Decision:
-        spec = self.spec
-        source_id = spec.source_id(record)
-        mapping = self.store.id_map.get(spec.pair, spec.entity, spec.source_tenant, source_id)
-        mapped = mapping is not None and mapping.target_id is not None
-        if reason := spec.skip_reason(record, mapped):
-            return Decision(source_id, "skip", reason=reason, target_id=mapping.target_id if mapping else None)
+    @property
+    def reference(self) -> Any:
+        if not self._prepared and self.entity.prepare is not None:
+            self._reference = self.entity.prepare(self.reader, self.writer)
+        self._prepared = True
+        return self._reference
+
+    def _decide(self, record: Record) -> Decision:
+        source_id = self._source_id(record)
+        mapping = self.stream.mapping(source_id)
+        synced = mapping if mapping is not None and mapping.status is MappingStatus.SYNCED else None
+        ctx = Ctx(self.reader, self.writer, self.reference, synced is not None, self.streams)
         try:
-            payload = spec.transform(record)
-            natural_key = spec.natural_key(record, payload)
+            if source_id.startswith("malformed-"):
+                raise KeyError("the record has no id")
+            outcome = self.entity.transform(record, ctx)
+            if isinstance(outcome, Skip):
+                return Decision(source_id, "skip", reason=outcome.reason, target_id=_target_of(synced))
+            if isinstance(outcome, Retire):
+                return self._retire_decision(source_id, outcome, synced)
+            natural_key = self.entity.natural_key(record, outcome)
+        except NotLinkedYetError as exc:
+            return Decision(source_id, "wait", reason=exc.reason, error_kind="not_linked_yet", record=record)
         except RecordError as exc:
             return Decision(source_id, "quarantine", reason=exc.reason, error_kind=exc.kind, record=record)
-        fingerprint = content_fingerprint(payload)
-        rejected = self._still_rejected(source_id, fingerprint)
-        if rejected is not None:
-            # The vendor already refused exactly this content and nobody asked for a replay:
-            # sending it again would only be refused again. It stays in the dead-letter queue.
-            return Decision(
-                source_id,
-                "quarantine",
-                natural_key,
-                fingerprint,
-                reason=rejected.reason,
-                error_kind=rejected.error_kind,
-                record=record,
-            )
-        base = Decision(source_id, "create", natural_key, fingerprint, payload=payload, record=record)
-        if mapped and mapping is not None:
-            base.target_id = mapping.target_id
-            base.action = "unchanged" if mapping.fingerprint == fingerprint else "update"
-        return base
+        except (AuthError, RetryableApiError):
+            raise  # not this record's fault: the task fails and Airflow retries it
+        except FatalApiError as exc:
+            return Decision(source_id, "quarantine", reason=str(exc), error_kind="rejected", record=record)
+        except MALFORMED as exc:
+            reason = f"malformed source record ({type(exc).__name__}: {exc}); fix it at the source"
+            return Decision(source_id, "quarantine", reason=reason, error_kind="malformed", record=record)
+        return self._write_decision(source_id, record, outcome, natural_key, synced)
 
-    def _still_rejected(self, source_id: str, fingerprint: str) -> Any:
-        spec = self.spec
-        letter = self.store.dead_letters.open_for(spec.pair, spec.entity, spec.source_tenant, source_id)
+    def _retire_decision(self, source_id: str, retire: Retire, synced: IdMapping | None) -> Decision:
+        if synced is None:
+            return Decision(source_id, "skip", reason=f"{retire.reason}, and it was never synced")
+        if synced.fingerprint == RETIRED:
+            return Decision(source_id, "unchanged", target_id=synced.target_id, reason=retire.reason)
+        return Decision(source_id, "retire", target_id=synced.target_id, reason=retire.reason, fingerprint=RETIRED)
+
+    def _write_decision(
+        self, source_id: str, record: Record, payload: Record, natural_key: str, synced: IdMapping | None
+    ) -> Decision:
+        fingerprint = content_fingerprint(payload)
+        decision = Decision(source_id, "create", natural_key, fingerprint, payload=payload, record=record)
+        if (rejected := self._still_rejected(source_id, fingerprint)) is not None:
+            # The vendor already refused exactly this content and nobody asked for a replay.
+            decision.action, decision.reason, decision.error_kind = "quarantine", rejected.reason, rejected.error_kind
+            return decision
+        if synced is not None:
+            decision.target_id = synced.target_id
+            decision.action = "unchanged" if synced.fingerprint == fingerprint else "update"
+        if decision.action != "unchanged" and (conflict := self._key_taken(decision)) is not None:
+            decision.action, decision.reason, decision.error_kind = "quarantine", conflict, "duplicate_natural_key"
+        return decision
+
+    def _key_taken(self, decision: Decision) -> str | None:
+        """Why the decision's natural key belongs to another source record, if it does."""
+        assert decision.natural_key is not None
+        owner = self.stream.owner_of_key(decision.natural_key)
+        if owner is None or owner.source_id == decision.source_id:
+            return None
+        return (
+            f"{self.stream.source_system} record {owner.source_id} already maps to the same "
+            f"{self.stream.target_system} {self.entity.name} ({decision.natural_key}); "
+            "rename or merge one of them (nothing was written)"
+        )
+
+    def _still_rejected(self, source_id: str, fingerprint: str) -> DeadLetter | None:
+        letter = self.stream.open_letter(source_id)
         if letter is None or letter.status != LetterStatus.OPEN:
             return None
         same = (letter.payload or {}).get(FINGERPRINT_KEY) == fingerprint
         return letter if same and letter.error_kind == "validation" else None
 
-    def _match_in_target(self, drafts: list[Decision], pending: list[tuple[str, Record]]) -> None:
-        index = self.spec.index_existing(pending)
-        for decision in drafts:
-            if decision.action != "create" or decision.natural_key is None or decision.payload is None:
+    def _match_in_target(self, decisions: list[Decision]) -> None:
+        """Creates become matches when the target already has the key; renames must not collide."""
+        pending = [d for d in decisions if d.action == "create" or (d.action == "update" and self._key_changed(d))]
+        if not pending:
+            return
+        index = self.entity.index(self.writer, [d.payload or {} for d in pending]) if self.entity.index else None
+        for decision in pending:
+            assert decision.natural_key is not None
+            found = index.get(decision.natural_key) if index is not None else self._find(decision.natural_key)
+            if found is None:
                 continue
-            found = (
-                index.get(decision.natural_key)
-                if index is not None
-                else self.spec.find_existing(decision.natural_key, decision.payload)
+            found_id = self.entity.target_id(found)
+            if decision.action == "update":
+                if found_id != decision.target_id:
+                    decision.action, decision.error_kind = "quarantine", "duplicate_natural_key"
+                    decision.reason = (
+                        f"the change would make it {decision.natural_key}, which {self.stream.target_system} "
+                        f"{self.entity.name} {found_id} already is; rename or merge one of them (nothing was written)"
+                    )
+                continue
+            other = self.stream.store.id_map.get_by_target(
+                self.stream.pair, self.entity.name, self.stream.target_tenant, found_id
             )
-            if found is not None:
-                decision.action = "match"
-                decision.target_id = self.spec.target_id(found)
+            if other is not None and other.source_id != decision.source_id:
+                decision.action, decision.error_kind = "quarantine", "duplicate_natural_key"
+                decision.reason = (
+                    f"{self.stream.target_system} {self.entity.name} {found_id} ({decision.natural_key}) is already "
+                    f"synced from {self.stream.source_system} record {other.source_id}; rename or merge one of them"
+                )
+                continue
+            decision.action, decision.target_id = "match", found_id
+
+    def _key_changed(self, decision: Decision) -> bool:
+        mapping = self.stream.mapping(decision.source_id)
+        return mapping is not None and mapping.natural_key != decision.natural_key
+
+    def _find(self, natural_key: str) -> Record | None:
+        try:
+            return self.entity.find(self.writer, natural_key)
+        except NotFoundError:
+            return None
 
     # --- upsert ---------------------------------------------------------------------------
     def upsert(self, decisions: Iterable[Decision], *, workers: int = 1) -> BatchResult:
-        """Carry out decisions; record-level failures are dead-lettered, transient ones retried later.
+        """Carry out decisions: record-level failures are dead-lettered, transient ones retried later.
 
-        :param workers: records written in parallel. Each record is still written exactly once
-            (claims are per record); keep it within the vendor's concurrency limit (BILL: 3).
+        :param workers: records written in parallel, within the vendor's concurrency limit. Each
+            record still has one writer (claims are per record, tokens per claim).
         """
         result = BatchResult()
         with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="upsert") as pool:
@@ -293,177 +348,215 @@ class SyncEngine:
         return result
 
     def _apply(self, decision: Decision) -> tuple[str, str | None]:
-        """One record's outcome, and its id when it must be retried later."""
-        try:
-            return self._apply_one(decision), None
-        except RetryableApiError as exc:
-            # Transient after the core's own retries: leave it for the task retry (its claim, if
-            # any, is kept and will be recovered by natural-key lookup).
-            log.warning("%s %s: %s; will retry", self.spec.entity, decision.source_id, exc)
-            self._audit(decision, AuditAction.FAILED, summary={"error": exc.to_dict(), "retrying": True})
-            return "retry_later", decision.source_id
-
-    def _apply_one(self, decision: Decision) -> str:
         if self.run.dry_run:
-            log.info("dry run: would %s %s %s", decision.action, self.spec.entity, decision.source_id)
-            return f"would_{decision.action}"
+            log.info("dry run: would %s %s %s", decision.action, self.entity.name, decision.source_id)
+            return f"would_{decision.action}", None
         try:
-            outcome = self._write(decision)
-        except RecordError as exc:
-            return self._quarantine(decision, exc.reason, exc.kind, exc)
-        if outcome in ("created", "updated", "matched_existing", "unchanged"):
-            self._close_dead_letter(decision)
-        return outcome
+            outcome = self._carry_out(decision)
+        except RetryableApiError as exc:
+            log.warning("%s %s: %s; the task will retry it", self.entity.name, decision.source_id, exc)
+            self._audit(decision, AuditAction.FAILED, {"error": exc.to_dict(), "retrying": True})
+            return "retry_later", decision.source_id
+        except (RecordError, FatalApiError, IdMapConflictError) as exc:
+            if isinstance(exc, AuthError):
+                raise
+            outcome = self._quarantine(decision, *_reason_and_kind(exc), exc)
+        if outcome in ("created", "updated", "matched_existing", "unchanged", "retired", "skipped"):
+            self._close_letter(decision)
+        return outcome, None
 
-    def _write(self, decision: Decision) -> str:
-        if decision.action == "skip":
-            self._audit(decision, AuditAction.UNCHANGED, summary={"skipped": decision.reason})
-            return "skipped"
-        if decision.action == "quarantine":
-            raise RecordError(decision.reason or "cannot be mapped", kind=decision.error_kind or "unmapped")
-        if decision.action == "unchanged":
-            self._audit(decision, AuditAction.UNCHANGED)
-            return "unchanged"
-        if decision.action == "update":
-            return self._update(decision)
-        return self._create_once(decision)
+    def _carry_out(self, decision: Decision) -> str:
+        match decision.action:
+            case "skip":
+                self._audit(decision, AuditAction.UNCHANGED, {"skipped": decision.reason})
+                return "skipped"
+            case "wait":
+                return self._park(decision, decision.reason or "waiting", decision.error_kind or "not_linked_yet")
+            case "quarantine":
+                return self._quarantine(decision, decision.reason or "cannot be mapped", decision.error_kind or "")
+            case "unchanged":
+                self._audit(decision, AuditAction.UNCHANGED, {})
+                return "unchanged"
+            case "update":
+                return self._update(decision)
+            case "retire":
+                return self._retire(decision)
+            case _:
+                return self._create_once(decision)
 
     def _update(self, decision: Decision) -> str:
-        spec = self.spec
-        assert decision.target_id and decision.payload is not None and decision.record is not None
-        spec.update(decision.target_id, decision.payload, decision.record)
-        self._record_mapping(decision, decision.target_id)
-        self._audit(decision, AuditAction.UPDATED)
+        assert decision.target_id and decision.payload is not None and decision.natural_key
+        if conflict := self._key_taken(decision):  # again: another run may have taken it since match
+            return self._quarantine(decision, conflict, "duplicate_natural_key")
+        self.entity.update(self.writer, decision.target_id, decision.payload)
+        self.stream.record(
+            decision.source_id,
+            decision.target_id,
+            natural_key=decision.natural_key,
+            fingerprint=decision.fingerprint or "",
+        )
+        self._audit(decision, AuditAction.UPDATED, {})
         return "updated"
 
+    def _retire(self, decision: Decision) -> str:
+        assert decision.target_id and self.entity.retire is not None
+        self.entity.retire(self.writer, decision.target_id)
+        self.stream.record(decision.source_id, decision.target_id, natural_key=None, fingerprint=RETIRED)
+        self._audit(decision, AuditAction.DELETED, {"retired": decision.reason})
+        return "retired"
+
     def _create_once(self, decision: Decision) -> str:
-        spec = self.spec
-        assert decision.natural_key and decision.payload is not None and decision.record is not None
-        claim = self.store.id_map.claim(
-            spec.pair,
-            spec.entity,
-            spec.source_tenant,
-            decision.source_id,
-            spec.target_tenant,
-            decision.natural_key,
-            self.run.owner,
+        assert decision.natural_key and decision.payload is not None
+        token = self.run.claim_token()
+        claim = self.stream.claim(
+            decision.source_id, natural_key=decision.natural_key, fingerprint=decision.fingerprint, owner=token
         )
         if claim.outcome == ClaimOutcome.SYNCED:
-            # Another run finished it since we matched: treat as an ordinary mapped record.
+            # Another run finished it since we matched: an ordinary mapped record now.
             decision.target_id = claim.mapping.target_id
             if claim.mapping.fingerprint == decision.fingerprint:
-                self._audit(decision, AuditAction.UNCHANGED, summary={"synced_by_other_run": True})
+                self._audit(decision, AuditAction.UNCHANGED, {"synced_by_other_run": True})
                 return "unchanged"
             return self._update(decision)
         if claim.outcome == ClaimOutcome.BUSY:
-            # Another live run is creating it right now; it will finish it. Never create twice.
-            self._audit(decision, AuditAction.UNCHANGED, summary={"in_progress_elsewhere": claim.mapping.claimed_by})
-            return "in_progress_elsewhere"
+            # A live writer holds it: never write twice, never count it done. Re-fetched next run.
+            return self._park(decision, "another run is writing this record right now", "busy_elsewhere")
         if claim.outcome == ClaimOutcome.CONFLICT:
             other = claim.mapping.source_id
-            raise RecordError(
-                f"another {spec.source_system} record ({other}) already maps to the same "
-                f"{spec.target_system} {spec.entity} ({decision.natural_key}); merge or rename one of them",
-                kind="duplicate_natural_key",
+            reason = (
+                f"{self.stream.source_system} record {other} already maps to the same {self.stream.target_system} "
+                f"{self.entity.name} ({decision.natural_key}); rename or merge one of them"
             )
-        return self._create_claimed(decision, recovering=claim.outcome == ClaimOutcome.RECOVERING)
+            return self._quarantine(decision, reason, "duplicate_natural_key")
+        if claim.outcome == ClaimOutcome.RECOVERING:
+            recovered = self._recover(decision, claim.mapping, token)
+            if recovered is not None:
+                return recovered
+        return self._create_claimed(decision, token)
 
-    def _create_claimed(self, decision: Decision, *, recovering: bool) -> str:
-        spec = self.spec
-        assert decision.natural_key and decision.payload is not None and decision.record is not None
-        existing_id = decision.target_id if decision.action == "match" else None
-        if existing_id is None and recovering:
-            found = spec.find_existing(decision.natural_key, decision.payload)
-            existing_id = spec.target_id(found) if found else None
-        if existing_id is not None:
-            self._complete(decision, existing_id)
-            self._audit(decision, AuditAction.MATCHED_EXISTING)
+    def _recover(self, decision: Decision, intent: IdMapping, token: str) -> str | None:
+        """An earlier writer may have created it: look up the key *it* claimed, then compare."""
+        earlier_key = intent.natural_key or decision.natural_key
+        assert earlier_key is not None
+        found = self._find(earlier_key)
+        if found is None:
+            return None
+        target_id = self.entity.target_id(found)
+        self.stream.complete(decision.source_id, target_id, fingerprint=intent.fingerprint, owner=token)
+        decision.target_id = target_id
+        if intent.fingerprint == decision.fingerprint and earlier_key == decision.natural_key:
+            self._audit(decision, AuditAction.CREATED, {"confirmed_by_lookup": True})
+            return "created"
+        # It was created with what the source said then; the source changed since: update it.
+        self._audit(decision, AuditAction.CREATED, {"confirmed_by_lookup": True, "source_changed_since": True})
+        return self._update(decision)
+
+    def _create_claimed(self, decision: Decision, token: str) -> str:
+        assert decision.natural_key and decision.payload is not None
+        if decision.action == "match" and decision.target_id is not None:
+            self.stream.complete(decision.source_id, decision.target_id, fingerprint=decision.fingerprint, owner=token)
+            self._audit(decision, AuditAction.MATCHED_EXISTING, {})
             return "matched_existing"
         try:
-            created = spec.create(decision.payload, decision.record)
-        except WriteOutcomeUnknownError:
-            # The vendor may have committed it: look before anyone creates again.
-            found = spec.find_existing(decision.natural_key, decision.payload)
-            if found is None:
-                raise  # claim stays pending; the task retry recovers it through the same lookup
-            self._complete(decision, spec.target_id(found))
-            self._audit(decision, AuditAction.CREATED, summary={"confirmed_by_lookup": True})
-            return "created"
+            # Fenced: right before each write attempt leaves (after any throttle wait), the HTTP
+            # core checks the claim is still ours and restarts its lease.
+            with fenced(lambda: self._still_ours(decision, token)):
+                created = self.entity.create(self.writer, decision.payload)
+        except ClaimLostError:
+            return self._park(decision, "another run took this record over before it was sent", "busy_elsewhere")
         except RecordError:
-            self.store.id_map.release(
-                spec.pair, spec.entity, spec.source_tenant, decision.source_id, owner=self.run.owner
-            )
+            self.stream.release(decision.source_id, owner=token)
             raise
-        self._complete(decision, spec.target_id(created))
-        self._audit(decision, AuditAction.CREATED)
+        except (WriteOutcomeUnknownError, FatalApiError) as exc:
+            # The vendor may have committed it (a lost answer, a 200 with an HTML page): look first.
+            return self._confirm_after_unknown(decision, token, exc)
+        except RetryableApiError:
+            self.stream.abandon(decision.source_id, owner=token)
+            raise
+        return self._completed(decision, token, self.entity.target_id(created), {})
+
+    def _still_ours(self, decision: Decision, token: str) -> None:
+        assert decision.natural_key
+        if not self.stream.renew(
+            decision.source_id, owner=token, natural_key=decision.natural_key, fingerprint=decision.fingerprint
+        ):
+            raise ClaimLostError(f"{self.entity.name} {decision.source_id}: claim {token} was taken over")
+
+    def _confirm_after_unknown(self, decision: Decision, token: str, exc: ApiError) -> str:
+        assert decision.natural_key
+        found = self._find(decision.natural_key)
+        if found is not None:
+            return self._completed(decision, token, self.entity.target_id(found), {"confirmed_by_lookup": True})
+        if isinstance(exc, WriteOutcomeUnknownError):
+            self.stream.abandon(decision.source_id, owner=token)  # the retry recovers it at once
+            raise exc
+        self.stream.release(decision.source_id, owner=token)
+        raise exc
+
+    def _completed(self, decision: Decision, token: str, target_id: str, summary: dict[str, Any]) -> str:
+        decision.target_id = target_id
+        try:
+            self.stream.complete(decision.source_id, target_id, fingerprint=decision.fingerprint, owner=token)
+        except ClaimLostError:
+            # Our lease was taken over while we were inside the call: the new holder recovers the
+            # record by its key (it finds this one). Say so loudly; never map it twice.
+            log.warning("%s %s: claim lost during the create; the new holder adopts it", self.entity.name, target_id)
+            return self._park(decision, "claim taken over during the create; next run confirms", "busy_elsewhere")
+        self._audit(decision, AuditAction.CREATED, summary)
         return "created"
 
-    def _complete(self, decision: Decision, target_id: str) -> None:
-        spec = self.spec
-        decision.target_id = target_id
-        self.store.id_map.complete(
-            spec.pair, spec.entity, spec.source_tenant, decision.source_id, target_id, decision.fingerprint or ""
+    # --- outcomes that are not writes -------------------------------------------------------
+    def _park(self, decision: Decision, reason: str, kind: str) -> str:
+        letter = self.stream.park(
+            decision.source_id, reason=reason, kind=kind, payload=decision.record or {}, run_id=self.run.run_id
         )
-
-    def _record_mapping(self, decision: Decision, target_id: str) -> None:
-        spec = self.spec
-        self.store.id_map.record(
-            spec.pair,
-            spec.entity,
-            spec.source_tenant,
-            decision.source_id,
-            spec.target_tenant,
-            target_id,
-            decision.natural_key or "",
-            decision.fingerprint or "",
-        )
+        self._audit(decision, AuditAction.UNCHANGED, {"parked": reason, "kind": kind, "dead_letter_id": letter.id})
+        log.info("%s %s parked (#%s): %s", self.entity.name, decision.source_id, letter.id, reason)
+        return "waiting"
 
     def _quarantine(self, decision: Decision, reason: str, kind: str, exc: Exception | None = None) -> str:
-        spec = self.spec
-        letter = self.store.dead_letters.add(
-            spec.pair,
-            spec.entity,
-            spec.source_tenant,
+        letter = self.stream.dead_letter(
             decision.source_id,
             reason=reason,
-            error_kind=kind,
+            kind=kind or "validation",
             payload={**(decision.record or {}), FINGERPRINT_KEY: decision.fingerprint},
             run_id=self.run.run_id,
         )
         summary: dict[str, Any] = {"reason": reason, "kind": kind, "dead_letter_id": letter.id}
         if isinstance(exc, ApiError):
             summary["error"] = exc.to_dict()
-        self._audit(decision, AuditAction.QUARANTINED, summary=summary)
-        log.warning("%s %s dead-lettered (#%s): %s", spec.entity, decision.source_id, letter.id, reason)
+        self._audit(decision, AuditAction.QUARANTINED, summary)
+        log.warning("%s %s dead-lettered (#%s): %s", self.entity.name, decision.source_id, letter.id, reason)
         return "quarantined"
 
-    def _close_dead_letter(self, decision: Decision) -> None:
-        spec = self.spec
-        letter = self.store.dead_letters.open_for(spec.pair, spec.entity, spec.source_tenant, decision.source_id)
+    def _close_letter(self, decision: Decision) -> None:
+        letter = self.stream.open_letter(decision.source_id)
         if letter is not None:
-            self.store.dead_letters.mark_replayed(letter.id)
-            self._audit(decision, AuditAction.REPLAYED, summary={"dead_letter_id": letter.id})
+            self.stream.close_letter(letter)
+            self._audit(decision, AuditAction.REPLAYED, {"dead_letter_id": letter.id, "kind": letter.error_kind})
 
-    def _audit(self, decision: Decision, action: AuditAction, summary: Mapping[str, Any] | None = None) -> None:
-        spec = self.spec
-        self.store.audit.record(
-            AuditEvent(
-                pair=spec.pair,
-                entity=spec.entity,
-                action=action,
-                source_system=spec.source_system,
-                source_tenant=spec.source_tenant,
-                source_id=decision.source_id,
-                target_system=spec.target_system,
-                target_tenant=spec.target_tenant,
-                target_id=decision.target_id,
-                dag_id=self.run.dag_id,
-                run_id=self.run.run_id,
-                task_id=self.run.task_id,
-                try_number=self.run.try_number,
-                summary={"match_on": decision.natural_key, "decision": decision.action, **(summary or {})},
-            )
+    def _audit(self, decision: Decision, action: AuditAction, summary: Mapping[str, Any]) -> None:
+        self.stream.audit(
+            action,
+            source_id=decision.source_id,
+            target_id=decision.target_id,
+            run=self.run.as_audit(),
+            summary={"match_on": decision.natural_key, "decision": decision.action, **summary},
         )
+
+
+def _target_of(mapping: IdMapping | None) -> str | None:
+    return mapping.target_id if mapping is not None else None
+
+
+def _reason_and_kind(exc: Exception) -> tuple[str, str]:
+    if isinstance(exc, RecordError):
+        return exc.reason, exc.kind
+    if isinstance(exc, IdMapConflictError):
+        return f"{exc}; nothing else was changed", "duplicate_natural_key"
+    if isinstance(exc, NotFoundError):
+        return f"the target record is gone: {exc}", "missing_in_target"
+    return str(exc), "rejected"
 
 
 def decisions_to_xcom(decisions: list[Decision]) -> list[dict[str, Any]]:
@@ -476,12 +569,13 @@ def decisions_from_xcom(items: Iterable[Mapping[str, Any]]) -> Iterator[Decision
 
 
 __all__ = [
+    "PARKED_KINDS",
+    "RETIRED",
     "BatchResult",
     "Decision",
-    "EntitySpec",
-    "MLConnectorError",
     "RunInfo",
     "SyncEngine",
     "decisions_from_xcom",
     "decisions_to_xcom",
+    "streams_of",
 ]

@@ -17,6 +17,7 @@ from airflow_provider_mlconnector.exceptions import (
     ConfigurationError,
     RateLimitedError,
     RetryableApiError,
+    SyncIncompleteError,
 )
 
 
@@ -27,5 +28,6 @@ def sync_retry_policy() -> ExceptionRetryPolicy:
             RetryRule(exception=ConfigurationError, action=RetryAction.FAIL, reason="fix the connection or settings"),
             RetryRule(exception=RateLimitedError, action=RetryAction.RETRY, retry_delay=timedelta(minutes=5)),
             RetryRule(exception=RetryableApiError, action=RetryAction.RETRY),
+            RetryRule(exception=SyncIncompleteError, action=RetryAction.RETRY, reason="resume the records left"),
         ]
     )

@@ -1,9 +1,10 @@
 """The generic Airflow operators: extract, match, upsert, and the run summary.
 
 They work for any pair: each resolves its hooks from connection ids (``conn.get_hook()``, as
-``HttpOperator`` does) and its entity spec from the pair registry, and delegates to
-:class:`~airflow_provider_mlconnector.operators.engine.SyncEngine`. XCom carries only bounded
-batches (``EntitySpec.batch_size`` records), so large volumes become mapped tasks::
+``HttpOperator`` does) and its :class:`~.pair.Pair` from :data:`~airflow_provider_mlconnector.pairs.PAIRS`
+(explicit imports), and delegates to :class:`~airflow_provider_mlconnector.operators.engine.SyncEngine`.
+XCom carries only bounded batches (``Entity.batch_size`` records), so large volumes become mapped
+tasks. :func:`~.dag.sync_dag` wires them from the declaration; by hand it reads::
 
     batches = ExtractOperator(task_id="extract_bills", pair=..., entity="bill", ...)
     decisions = MatchOperator.partial(task_id="match_bills", ...).expand(records=batches.output)
@@ -21,16 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook, BaseOperator
 
-from airflow_provider_mlconnector.exceptions import RetryableApiError
+from airflow_provider_mlconnector.exceptions import SyncIncompleteError
 from airflow_provider_mlconnector.operators.engine import (
     BatchResult,
-    EntitySpec,
     RunInfo,
     SyncEngine,
     decisions_from_xcom,
     decisions_to_xcom,
 )
-from airflow_provider_mlconnector.pairs.registry import entity_spec
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -39,16 +38,27 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SUMMARY_COLUMNS = ("read", "created", "updated", "matched_existing", "unchanged", "skipped", "quarantined")
+SUMMARY_COLUMNS = (
+    "read",
+    "created",
+    "updated",
+    "matched_existing",
+    "unchanged",
+    "retired",
+    "skipped",
+    "waiting",
+    "quarantined",
+)
 
 
 class SyncStepOperator(BaseOperator):
     """Shared plumbing: hooks from connection ids, the state store, run identity.
 
-    :param pair: the integration, e.g. ``freshbooks_to_bill``.
+    :param pair: the integration's name, a key of :data:`~airflow_provider_mlconnector.pairs.PAIRS`.
     :param entity: the entity within the pair, e.g. ``bill``.
-    :param source_conn_id: Airflow connection of the source system.
-    :param target_conn_id: Airflow connection of the target system.
+    :param source_conn_id: Airflow connection of the pair's source system.
+    :param target_conn_id: Airflow connection of the pair's target system (for a reverse entity,
+        the system it reads from).
     """
 
     template_fields: Sequence[str] = ("source_conn_id", "target_conn_id")
@@ -62,13 +72,13 @@ class SyncStepOperator(BaseOperator):
         self.target_conn_id = target_conn_id
 
     def engine(self, context: Context) -> SyncEngine:
+        from airflow_provider_mlconnector.pairs import PAIRS
         from airflow_provider_mlconnector.state import get_state_store
 
         store = get_state_store()
-        spec_cls = entity_spec(self.pair, self.entity)
+        pair = PAIRS[self.pair]
         source, target = (self._hook(conn_id, store) for conn_id in (self.source_conn_id, self.target_conn_id))
-        spec: EntitySpec = spec_cls(source, target, store)
-        return SyncEngine(spec, store, run_info(context))
+        return SyncEngine(pair, pair.entity(self.entity), source, target, store, run_info(context))
 
     @staticmethod
     def record_peak_memory(context: Context) -> None:
@@ -109,15 +119,15 @@ class ExtractOperator(SyncStepOperator):
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
         engine = self.engine(context)
-        spec = engine.spec
+        stream = engine.stream
         params = context.get("params") or {}
         dag_run = context.get("dag_run")
         is_backfill = str(getattr(dag_run, "run_type", "")).lower().endswith("backfill")
         start = end = None
         if is_backfill:
             start, end = context.get("data_interval_start"), context.get("data_interval_end")
-        window = engine.store.watermarks.window(
-            spec.pair, f"{spec.entity}", spec.source_tenant, lookback=self.lookback, start=start, end=end
+        window = stream.store.watermarks.window(
+            stream.pair, stream.entity, stream.source_tenant, lookback=self.lookback, start=start, end=end
         )
         if params.get("full_resync"):
             window = type(window)(start=None, end=window.end, is_backfill=window.is_backfill)
@@ -126,7 +136,7 @@ class ExtractOperator(SyncStepOperator):
         self.record_peak_memory(context)
         read = sum(len(b) for b in batches)
         log.info(
-            "%s/%s: read %d records in %d batches for window %s", spec.pair, spec.entity, read, len(batches), window
+            "%s/%s: read %d records in %d batches for window %s", stream.pair, stream.entity, read, len(batches), window
         )
         context["ti"].xcom_push(
             key="window",
@@ -136,7 +146,7 @@ class ExtractOperator(SyncStepOperator):
                 "is_backfill": window.is_backfill,
                 "read": read,
                 "batches": len(batches),
-                "tenant": spec.source_tenant,
+                "tenant": stream.source_tenant,
             },
         )
         # One XCom per batch, and only small references in the return value: each mapped match
@@ -174,10 +184,9 @@ class MatchOperator(SyncStepOperator):
             pulled = context["ti"].xcom_pull(task_ids=self.records["task_id"], key=self.records["key"])
             records = list(pulled or [])
             if len(records) != int(self.records["records"]):
-                raise RetryableApiError(
+                raise SyncIncompleteError(
                     f"batch {self.records['key']} of {self.records['task_id']} holds {len(records)} records, "
-                    f"expected {self.records['records']}",
-                    system=self.pair,
+                    f"expected {self.records['records']}"
                 )
             return records
         return list(self.records or [])
@@ -208,10 +217,9 @@ class UpsertOperator(SyncStepOperator):
         self.record_peak_memory(context)
         log.info("%s/%s: %s", self.pair, self.entity, dict(result.counts))
         if result.retry_later:
-            raise RetryableApiError(
+            raise SyncIncompleteError(
                 f"{len(result.retry_later)} {self.entity} record(s) hit transient errors and will be retried: "
-                + ", ".join(result.retry_later[:10]),
-                system=self.pair,
+                + ", ".join(result.retry_later[:10])
             )
         return result.as_dict()
 
@@ -243,7 +251,6 @@ class SyncSummaryOperator(BaseOperator):
             counts: Counter[str] = Counter({"read": int(window.get("read") or 0)})
             for item in results:
                 counts.update(item.get("counts", {}))
-            counts["skipped"] += counts.pop("in_progress_elsewhere", 0)
             summary[entity] = dict(counts)
             # A failed mapped upsert pushes no result: fewer results than batches means a failure.
             if not window or len(results) < int(window.get("batches") or 0):
@@ -253,7 +260,7 @@ class SyncSummaryOperator(BaseOperator):
                 store.watermarks.advance(self.pair, entity, window["tenant"], datetime.fromisoformat(window["end"]))
         log.info("%s summary:\n%s", self.pair, format_summary(summary))
         if failed:
-            raise RetryableApiError(f"streams with failed batches: {', '.join(failed)}", system=self.pair)
+            raise SyncIncompleteError(f"streams with failed batches: {', '.join(failed)}")
         return {"pair": self.pair, "entities": summary, "dead_letters_open": _open_letters(store, self.pair)}
 
 

@@ -16,10 +16,25 @@ Mapping rules an accountant can check:
   is unpaid; once BILL has started paying it, the change is dead-lettered for an accountant.
   Archived or deleted FreshBooks bills are never pushed; if already in BILL and unpaid there, the
   BILL bill is archived; if BILL paid it, the bill is dead-lettered (manual reconciliation).
+* **Currency**: a BILL bill is booked in its vendor's ``billCurrency`` (USD when unset). A
+  FreshBooks bill in another currency is dead-lettered naming both currencies (``currency_mismatch``);
+  nothing is converted 1:1.
 * **Payments back**: each settled BILL bill payment (``billPayments[]`` of a payment whose
   status is CLEARED) becomes one FreshBooks bill payment on the original bill, for the settled
-  amount, dated the process date, with the BILL ids in the note (which is also how a lost answer
-  is found again). Partial payments add up; FreshBooks recomputes the bill's status.
+  amount in the bill's currency, dated the process date, with the BILL ids in the note (which is
+  also how a lost answer is found again). Partial payments add up; FreshBooks recomputes the
+  bill's status. A payment that leaves the settled state after it was written (voided, failed,
+  returned) is deleted from FreshBooks. A payment whose bill is not linked yet waits (it is
+  re-read every run until its bill is synced). A cleared payment without ``billPayments[]`` is
+  dead-lettered, never dropped.
+
+**Params**: ``dry_run`` (decide and report, write nothing anywhere), ``full_resync`` (ignore
+watermarks), ``replay_dead_letters`` (dead-letter ids to retry after fixing the cause).
+
+**Safe to rerun**: clearing any task, retries, ``airflow backfill create --dag-id freshbooks_to_bill
+--from-date ... --to-date ...`` and concurrent runs never create duplicates (fenced write intents
+in the state store + natural-key lookups). BILL calls run in the ``bill_api`` pool (3 slots: BILL
+allows 3 concurrent requests per organization). Summary per entity in the ``summary`` task.
 """
 
 from __future__ import annotations
@@ -29,22 +44,22 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_mlconnector.exceptions import MappingError, RecordError
-from airflow_provider_mlconnector.operators.engine import EntitySpec, Record
+from airflow_provider_mlconnector.hooks.bill import BillHook
+from airflow_provider_mlconnector.hooks.freshbooks import FreshBooksHook
+from airflow_provider_mlconnector.operators.pair import Ctx, Entity, Outcome, Pair, Record, Retire, Skip
 from airflow_provider_mlconnector.pairs.countries import iso_country
 
 if TYPE_CHECKING:
-    from airflow_provider_mlconnector.hooks.bill import BillHook
-    from airflow_provider_mlconnector.hooks.freshbooks import FreshBooksHook
     from airflow_provider_mlconnector.state.watermarks import Window
 
-PAIR = "freshbooks_to_bill"
 GL_OVERRIDES_VARIABLE = "mlconnector_freshbooks_to_bill_gl_overrides"
 CENT = Decimal("0.01")
 SETTLED = {"CLEARED"}
-VOIDED = {"VOIDED", "CANCELED", "FUNDING_FAILED_VOIDED"}
+#: BILL books a bill in its vendor's ``billCurrency``; BILL organizations are US-dollar by default.
+BILL_DEFAULT_CURRENCY = "USD"
 FUNDING_TO_PAYMENT_TYPE = {"BANK_ACCOUNT": "ACH", "CARD_ACCOUNT": "Credit Card", "WALLET": "Other", "CHECK": "Check"}
 ACTIVE, DELETED, ARCHIVED = 0, 1, 2
 
@@ -137,306 +152,297 @@ def gl_overrides() -> dict[str, str]:
     return {str(k): str(v) for k, v in dict(parsed).items()}
 
 
-# ---------------------------------------------------------------------------------- specs
+# ---------------------------------------------------------------------------------- vendors
 
 
-class _FreshBooksToBill(EntitySpec):
-    pair: ClassVar[str] = PAIR
-    source_system: ClassVar[str] = "freshbooks"
-    target_system: ClassVar[str] = "bill"
-    source: FreshBooksHook
-    target: BillHook
-
-    @property
-    def source_tenant(self) -> str:
-        return self.source.account_id
-
-    @property
-    def target_tenant(self) -> str:
-        return self.target.organization_id
-
-    def source_id(self, record: Record) -> str:
-        return str(record["id"] if "id" in record else record["vendorid"])
-
-    def target_id(self, target_record: Record) -> str:
-        return str(target_record["id"])
+def vendor_id(vendor: Record) -> str:
+    return str(vendor.get("vendorid") or vendor["id"])
 
 
-class VendorSpec(_FreshBooksToBill):
-    """FreshBooks bill vendors -> BILL vendors."""
-
-    entity: ClassVar[str] = "vendor"
-
-    def extract(self, window: Window) -> Iterator[Record]:
-        # FreshBooks documents no updated-since filter for bill vendors: read all, skip unchanged
-        # by fingerprint (cheap: one page per 100 vendors).
-        return self.source.list_bill_vendors()
-
-    def fetch(self, source_id: str) -> Record | None:
-        return self.source.get_bill_vendor(source_id)
-
-    def source_id(self, record: Record) -> str:
-        return str(record.get("vendorid") or record["id"])
-
-    def skip_reason(self, record: Record, mapped: bool) -> str | None:
-        if int(record.get("vis_state") or 0) != ACTIVE and not mapped:
-            return "vendor is archived or deleted in FreshBooks and was never synced"
-        return None
-
-    def transform(self, record: Record) -> Record:
-        name = str(record.get("vendor_name") or "").strip()
-        if not name:
-            raise MappingError("FreshBooks vendor has no name", kind="validation")
-        payload: Record = {"name": name[:100], "accountType": "BUSINESS"}
-        optional = {
-            "email": record.get("primary_contact_email"),
-            "phone": record.get("phone"),
-            "accountNumber": record.get("account_number"),
-            "billCurrency": record.get("currency_code"),
+def vendor_payload(vendor: Record, ctx: Ctx) -> Outcome:
+    if int(vendor.get("vis_state") or 0) != ACTIVE and not ctx.mapped:
+        return Skip("vendor is archived or deleted in FreshBooks and was never synced")
+    name = str(vendor.get("vendor_name") or "").strip()
+    if not name:
+        raise MappingError("FreshBooks vendor has no name", kind="validation")
+    payload: Record = {"name": name[:100], "accountType": "BUSINESS"}
+    optional = {
+        "email": vendor.get("primary_contact_email"),
+        "phone": vendor.get("phone"),
+        "accountNumber": vendor.get("account_number"),
+        "billCurrency": vendor.get("currency_code"),
+    }
+    payload.update({k: v for k, v in optional.items() if v})
+    if vendor.get("street") or vendor.get("city"):
+        address = {
+            "line1": vendor.get("street") or "",
+            "line2": vendor.get("street2") or None,
+            "city": vendor.get("city") or "",
+            "stateOrProvince": vendor.get("province") or "",
+            "zipOrPostalCode": vendor.get("postal_code") or "",
+            "country": iso_country(vendor.get("country")),
         }
-        payload.update({k: v for k, v in optional.items() if v})
-        if record.get("street") or record.get("city"):
-            payload["address"] = {
-                "line1": record.get("street") or "",
-                "line2": record.get("street2") or None,
-                "city": record.get("city") or "",
-                "stateOrProvince": record.get("province") or "",
-                "zipOrPostalCode": record.get("postal_code") or "",
-                "country": iso_country(record.get("country")),
-            }
-            payload["address"] = {k: v for k, v in payload["address"].items() if v is not None}
-        return payload
-
-    def natural_key(self, record: Record, payload: Record) -> str:
-        return str(payload["name"]).casefold()
-
-    def index_existing(self, payloads: list[tuple[str, Record]]) -> dict[str, Record] | None:
-        # One paged listing beats one lookup per vendor until BILL holds ~100x the batch size.
-        return {str(v["name"]).casefold(): v for v in self.target.list_vendors() if not v.get("archived")}
-
-    def find_existing(self, natural_key: str, payload: Record) -> Record | None:
-        return self.target.find_vendor_by_name(str(payload["name"]))
-
-    def create(self, payload: Record, record: Record) -> Record:
-        return self.target.create_vendor(payload)
-
-    def update(self, target_id: str, payload: Record, record: Record) -> Record | None:
-        return self.target.update_vendor(target_id, payload)
+        payload["address"] = {k: v for k, v in address.items() if v is not None}
+    return payload
 
 
-class BillSpec(_FreshBooksToBill):
-    """FreshBooks bills -> BILL bills, GL-mapped line by line."""
-
-    entity: ClassVar[str] = "bill"
-    # Each BILL upsert task takes all 3 pool slots, so bill batches run one after another: fewer,
-    # larger batches spend less on task start-up (a batch of 500 is about 0.7 MB of XCom).
-    batch_size: ClassVar[int] = 500
-    gl: GLMapping | None = None
-
-    def extract(self, window: Window) -> Iterator[Record]:
-        # Active + archived (FreshBooks' default listing), then deleted ones (which only matter
-        # when already synced: they may need archiving in BILL).
-        yield from self.source.list_bills()
-        yield from self.source.list_bills(vis_state=DELETED)
-
-    def fetch(self, source_id: str) -> Record | None:
-        return self.source.get_bill(source_id)
-
-    def prepare(self, records: list[Record]) -> None:
-        if self.gl is None:
-            self.gl = build_gl_mapping(
-                self.source.list_expense_categories(),
-                self.source.list_ledger_accounts(),
-                self.target.list_chart_of_accounts(),
-                gl_overrides(),
-            )
-
-    def skip_reason(self, record: Record, mapped: bool) -> str | None:
-        state = int(record.get("vis_state") or 0)
-        if state != ACTIVE and not mapped:
-            return f"bill is {'deleted' if state == DELETED else 'archived'} in FreshBooks and was never synced"
-        return None
-
-    def invoice_number(self, record: Record) -> str:
-        return str(record.get("bill_number") or f"FB-{record['id']}")
-
-    def vendor_target_id(self, record: Record) -> str:
-        vendor_id = str(record["vendorid"])
-        mapping = self.store.id_map.get(PAIR, "vendor", self.source_tenant, vendor_id)
-        if mapping is None or mapping.target_id is None:
-            raise MappingError(
-                f"FreshBooks vendor {vendor_id} is not in BILL yet (see the vendor's dead letter, if any)",
-                kind="missing_reference",
-            )
-        return mapping.target_id
-
-    def transform(self, record: Record) -> Record:
-        if int(record.get("vis_state") or 0) != ACTIVE:
-            return {"archived": True, "vendorId": self.vendor_target_id(record)}
-        assert self.gl is not None
-        lines = []
-        for line in record.get("lines") or []:
-            category_id = str(line.get("categoryid") or (line.get("category") or {}).get("categoryid") or "")
-            amount = money_amount(line.get("total_amount") or line.get("amount"))
-            lines.append(
-                {
-                    "amount": float(amount),
-                    "description": str(line.get("description") or line.get("name") or "")[:4000],
-                    "classifications": {"chartOfAccountId": self.gl.account_for(category_id)},
-                }
-            )
-        if not lines:
-            raise MappingError("FreshBooks bill has no lines", kind="validation")
-        total = money_amount(record.get("total_amount") or record.get("amount"))
-        line_sum = sum((cents(li["amount"]) for li in lines), Decimal("0"))
-        if line_sum != total:
-            raise MappingError(
-                f"line totals {line_sum} do not add up to the bill total {total}; not sent", kind="validation"
-            )
-        return {
-            "vendorId": self.vendor_target_id(record),
-            "invoice": {"invoiceNumber": self.invoice_number(record), "invoiceDate": str(record["issue_date"])},
-            "dueDate": str(record.get("due_date") or record["issue_date"]),
-            "billLineItems": lines,
-            **({"description": str(record["overall_description"])[:4000]} if record.get("overall_description") else {}),
-        }
-
-    def natural_key(self, record: Record, payload: Record) -> str:
-        return f"{payload['vendorId']}|{self.invoice_number(record)}"
-
-    def index_existing(self, payloads: list[tuple[str, Record]]) -> dict[str, Record] | None:
-        vendor_ids = sorted({str(p["vendorId"]) for _, p in payloads})
-        index: dict[str, Record] = {}
-        for bill in self.target.list_bills_for_vendors(vendor_ids):
-            number = str((bill.get("invoice") or {}).get("invoiceNumber") or "")
-            index[f"{bill['vendorId']}|{number}"] = bill
-        return index
-
-    def find_existing(self, natural_key: str, payload: Record) -> Record | None:
-        vendor_id, _, number = natural_key.partition("|")
-        return self.target.find_bill(vendor_id, number)
-
-    def create(self, payload: Record, record: Record) -> Record:
-        if payload.get("archived"):
-            raise RecordError("archived FreshBooks bill cannot be created in BILL", kind="skipped")
-        return self.target.create_bill(payload)
-
-    def update(self, target_id: str, payload: Record, record: Record) -> Record | None:
-        current = self.target.get_bill(target_id)
-        status = str(current.get("paymentStatus") or "UNPAID").upper()
-        if payload.get("archived"):
-            if status != "UNPAID":
-                raise RecordError(
-                    f"bill was archived or deleted in FreshBooks but BILL shows it {status}; reconcile manually",
-                    kind="manual_reconciliation",
-                )
-            if not current.get("archived"):
-                self.target.archive_bill(target_id)
-            return current
-        if status != "UNPAID":
-            raise RecordError(
-                f"bill changed in FreshBooks after BILL started paying it ({status}); reconcile manually",
-                kind="manual_reconciliation",
-            )
-        return self.target.update_bill(target_id, payload)
+def vendor_key(vendor: Record, payload: Record) -> str:
+    return str(payload["name"]).casefold()
 
 
-class PaymentSpec(EntitySpec):
-    """Settled BILL bill payments -> FreshBooks bill payments (one per BILL ``billPayments[]`` item)."""
+def active_vendors_by_key(bill: BillHook, payloads: list[Record]) -> dict[str, Record]:
+    # One paged listing beats one lookup per vendor until BILL holds ~100x the batch size.
+    return {str(v["name"]).casefold(): v for v in bill.list_vendors() if not v.get("archived")}
 
-    pair: ClassVar[str] = PAIR
-    entity: ClassVar[str] = "payment"
-    source_system: ClassVar[str] = "bill"
-    target_system: ClassVar[str] = "freshbooks"
-    source: BillHook
-    target: FreshBooksHook
 
-    @property
-    def source_tenant(self) -> str:
-        return self.source.organization_id
+def find_vendor(bill: BillHook, key: str) -> Record | None:
+    return active_vendors_by_key(bill, []).get(key)
 
-    @property
-    def target_tenant(self) -> str:
-        return self.target.account_id
 
-    def extract(self, window: Window) -> Iterator[Record]:
-        for payment in self.source.list_payments(updated_since=window.start, updated_before=window.end):
-            yield from self.split(payment)
+# ---------------------------------------------------------------------------------- bills
 
-    def fetch(self, source_id: str) -> Record | None:
-        payment_id = source_id.split("/", 1)[0]
-        payment = self.source.get_payment(payment_id)
-        return next((r for r in self.split(payment) if r["id"] == source_id), None)
 
-    @staticmethod
-    def split(payment: Record) -> Iterator[Record]:
-        for applied in payment.get("billPayments") or []:
-            yield {
-                "id": f"{payment['id']}/{applied['id']}",
-                "paymentId": payment["id"],
-                "billPaymentId": applied["id"],
-                "billId": applied["billId"],
-                "amount": applied["amount"],
-                "processDate": payment.get("processDate"),
-                "status": payment.get("singleStatus") or payment.get("status"),
-                "fundingType": (payment.get("fundingAccount") or {}).get("type"),
-            }
+@dataclass(frozen=True)
+class BillReference:
+    """Read once per task: the GL mapping and the currency each BILL vendor books in."""
 
-    def source_id(self, record: Record) -> str:
-        return str(record["id"])
+    gl: GLMapping
+    vendor_currency: dict[str, str]
 
-    def target_id(self, target_record: Record) -> str:
-        return str(target_record["id"])
 
-    def fb_bill_id(self, record: Record) -> str | None:
-        mapping = self.store.id_map.get_by_target(PAIR, "bill", self.target_tenant_of_bills, str(record["billId"]))
-        return mapping.source_id if mapping else None
+def bill_reference(freshbooks: FreshBooksHook, bill: BillHook) -> BillReference:
+    gl = build_gl_mapping(
+        freshbooks.list_expense_categories(),
+        freshbooks.list_ledger_accounts(),
+        bill.list_chart_of_accounts(),
+        gl_overrides(),
+    )
+    return BillReference(gl, vendor_currencies(bill))
 
-    @property
-    def target_tenant_of_bills(self) -> str:
-        return self.source.organization_id
 
-    def skip_reason(self, record: Record, mapped: bool) -> str | None:
-        status = str(record.get("status") or "").upper()
-        if not mapped and status not in SETTLED:
-            return f"BILL payment not settled yet ({status or 'unknown'})"
-        if self.fb_bill_id(record) is None:
-            return "BILL bill is not linked to a FreshBooks bill by this integration"
-        return None
+def vendor_currencies(bill: BillHook) -> dict[str, str]:
+    return {str(v["id"]): str(v.get("billCurrency") or BILL_DEFAULT_CURRENCY) for v in bill.list_vendors()}
 
-    def transform(self, record: Record) -> Record:
-        fb_bill = self.fb_bill_id(record)
-        if fb_bill is None:
-            raise MappingError("BILL bill is not linked to a FreshBooks bill", kind="missing_reference")
-        if str(record.get("status") or "").upper() in VOIDED:
-            return {"billid": fb_bill, "void": True}
-        return {
-            "billid": fb_bill,
-            "amount": {"amount": str(cents(record["amount"])), "code": "USD"},
-            "paid_date": str(record.get("processDate") or "")[:10],
-            "payment_type": FUNDING_TO_PAYMENT_TYPE.get(str(record.get("fundingType") or "").upper(), "ACH"),
-            "note": f"BILL payment {record['paymentId']} ({record['billPaymentId']})",
+
+def read_bills(freshbooks: FreshBooksHook, window: Window) -> Iterator[Record]:
+    # Active + archived (FreshBooks' default listing), then deleted ones (which only matter when
+    # already synced: they may need archiving in BILL). No updated-since filter is documented.
+    yield from freshbooks.list_bills()
+    yield from freshbooks.list_bills(vis_state=DELETED)
+
+
+def invoice_number(bill: Record) -> str:
+    return str(bill.get("bill_number") or f"FB-{bill['id']}")
+
+
+def bill_currency(bill: Record) -> str:
+    total = bill.get("total_amount") or bill.get("amount")
+    code = bill.get("currency_code") or (total.get("code") if isinstance(total, dict) else None)
+    return str(code or BILL_DEFAULT_CURRENCY).upper()
+
+
+def bill_payload(bill: Record, ctx: Ctx) -> Outcome:
+    state = int(bill.get("vis_state") or 0)
+    if state != ACTIVE:
+        return Retire(f"bill is {'deleted' if state == DELETED else 'archived'} in FreshBooks")
+    reference: BillReference = ctx.reference
+    vendor = ctx.target_id("vendor", bill["vendorid"])
+    booked_in = reference.vendor_currency.get(vendor, BILL_DEFAULT_CURRENCY).upper()
+    if bill_currency(bill) != booked_in:
+        raise MappingError(
+            f"bill is in {bill_currency(bill)} but BILL books this vendor's bills in {booked_in}; "
+            "nothing is converted: set the vendor's currency in BILL or enter the bill there",
+            kind="currency_mismatch",
+        )
+    lines = [bill_line(line, reference.gl) for line in bill.get("lines") or []]
+    if not lines:
+        raise MappingError("FreshBooks bill has no lines", kind="validation")
+    total = money_amount(bill.get("total_amount") or bill.get("amount"))
+    line_sum = sum((cents(li["amount"]) for li in lines), Decimal("0"))
+    if line_sum != total:
+        raise MappingError(
+            f"line totals {line_sum} do not add up to the bill total {total}; not sent", kind="validation"
+        )
+    payload: Record = {
+        "vendorId": vendor,
+        "invoice": {"invoiceNumber": invoice_number(bill), "invoiceDate": str(bill["issue_date"])},
+        "dueDate": str(bill.get("due_date") or bill["issue_date"]),
+        "billLineItems": lines,
+    }
+    if bill.get("overall_description"):
+        payload["description"] = str(bill["overall_description"])[:4000]
+    return payload
+
+
+def bill_line(line: Record, gl: GLMapping) -> Record:
+    category_id = str(line.get("categoryid") or (line.get("category") or {}).get("categoryid") or "")
+    return {
+        "amount": float(money_amount(line.get("total_amount") or line.get("amount"))),
+        "description": str(line.get("description") or line.get("name") or "")[:4000],
+        "classifications": {"chartOfAccountId": gl.account_for(category_id)},
+    }
+
+
+def bill_key(bill: Record, payload: Record) -> str:
+    return f"{payload['vendorId']}|{payload['invoice']['invoiceNumber']}"
+
+
+def bills_by_key(bill: BillHook, payloads: list[Record]) -> dict[str, Record]:
+    vendor_ids = sorted({str(p["vendorId"]) for p in payloads})
+    return {
+        f"{b['vendorId']}|{(b.get('invoice') or {}).get('invoiceNumber') or ''}": b
+        for b in bill.list_bills_for_vendors(vendor_ids)
+    }
+
+
+def find_bill(bill: BillHook, key: str) -> Record | None:
+    vendor, _, number = key.partition("|")
+    return bill.find_bill(vendor, number)
+
+
+def unpaid_bill(bill: BillHook, bill_id: str, change: str) -> Record:
+    """The BILL bill, if BILL has not started paying it; otherwise an accountant decides."""
+    current = bill.get_bill(bill_id)
+    status = str(current.get("paymentStatus") or "UNPAID").upper()
+    if status != "UNPAID":
+        raise RecordError(
+            f"bill {change} in FreshBooks but BILL shows it {status}; reconcile manually", kind="manual_reconciliation"
+        )
+    return current
+
+
+def update_bill(bill: BillHook, bill_id: str, payload: Record) -> None:
+    unpaid_bill(bill, bill_id, "changed after BILL started paying it")
+    bill.update_bill(bill_id, payload)
+
+
+def archive_bill(bill: BillHook, bill_id: str) -> None:
+    if not unpaid_bill(bill, bill_id, "was archived or deleted").get("archived"):
+        bill.archive_bill(bill_id)
+
+
+# ---------------------------------------------------------------------------------- payments
+
+
+def read_applications(bill: BillHook, window: Window) -> Iterator[Record]:
+    for payment in bill.list_payments(updated_since=window.start, updated_before=window.end):
+        yield from applications(payment)
+
+
+def fetch_application(bill: BillHook, source_id: str) -> Record | None:
+    payment = bill.get_payment(source_id.split("/", 1)[0])
+    return next((r for r in applications(payment) if r["id"] == source_id), None)
+
+
+def applications(payment: Record) -> Iterator[Record]:
+    """One record per ``billPayments[]`` item; a payment without any stays one record (a dead letter)."""
+    common = {
+        "paymentId": payment["id"],
+        "vendorId": payment.get("vendorId"),
+        "processDate": payment.get("processDate"),
+        "status": payment.get("singleStatus") or payment.get("status"),
+        "fundingType": (payment.get("fundingAccount") or {}).get("type"),
+    }
+    applied = payment.get("billPayments")
+    if not applied:
+        yield {"id": str(payment["id"]), "billPaymentId": None, **common}
+        return
+    for item in applied:
+        yield {
+            "id": f"{payment['id']}/{item['id']}",
+            "billPaymentId": item["id"],
+            "billId": item.get("billId"),
+            "amount": item.get("amount"),
+            **common,
         }
 
-    def natural_key(self, record: Record, payload: Record) -> str:
-        return f"{payload['billid']}|{record['billPaymentId']}"
 
-    def find_existing(self, natural_key: str, payload: Record) -> Record | None:
-        bill_id, _, marker = natural_key.partition("|")
-        for existing in self.target.list_bill_payments(bill_id):
-            if marker in str(existing.get("note") or ""):
-                return existing
-        return None
+def payment_payload(application: Record, ctx: Ctx) -> Outcome:
+    status = str(application.get("status") or "").upper()
+    if status not in SETTLED:
+        if ctx.mapped:
+            return Retire(f"BILL payment is {status or 'no longer settled'} after it was written")
+        return Skip(f"BILL payment not settled yet ({status or 'unknown'})")
+    if application["billPaymentId"] is None:
+        raise MappingError(
+            "BILL payment has no billPayments[]: which bills it pays is unknown; record it by hand",
+            kind="unknown_payment_shape",
+        )
+    fb_bill = ctx.source_id("bill", application["billId"])
+    currency: str = ctx.reference.get(str(application.get("vendorId")), BILL_DEFAULT_CURRENCY)
+    return {
+        "billid": fb_bill,
+        "amount": {"amount": str(cents(application["amount"])), "code": currency},
+        "paid_date": str(application.get("processDate") or "")[:10],
+        "payment_type": FUNDING_TO_PAYMENT_TYPE.get(str(application.get("fundingType") or "").upper(), "ACH"),
+        "note": f"BILL payment {application['paymentId']} ({application['billPaymentId']})",
+    }
 
-    def create(self, payload: Record, record: Record) -> Record:
-        if payload.get("void"):
-            raise RecordError("voided BILL payment was never written to FreshBooks", kind="skipped")
-        return self.target.create_bill_payment(payload)
 
-    def update(self, target_id: str, payload: Record, record: Record) -> Record | None:
-        if payload.get("void"):
-            return self.target.delete_bill_payment(target_id)
-        return self.target.update_bill_payment(target_id, {k: v for k, v in payload.items() if k != "billid"})
+def payment_key(application: Record, payload: Record) -> str:
+    return f"{payload['billid']}|{application['billPaymentId']}"
 
 
-ENTITY_SPECS: dict[str, type[EntitySpec]] = {"vendor": VendorSpec, "bill": BillSpec, "payment": PaymentSpec}
+def find_payment(freshbooks: FreshBooksHook, key: str) -> Record | None:
+    bill_id, _, marker = key.partition("|")
+    return next((p for p in freshbooks.list_bill_payments(bill_id) if marker in str(p.get("note") or "")), None)
+
+
+def update_payment(freshbooks: FreshBooksHook, payment_id: str, payload: Record) -> None:
+    freshbooks.update_bill_payment(payment_id, {k: v for k, v in payload.items() if k != "billid"})
+
+
+PAIR = Pair(
+    name="freshbooks_to_bill",
+    source=FreshBooksHook,
+    target=BillHook,
+    doc=__doc__ or "",
+    description="FreshBooks vendors and bills into BILL; BILL payments back to FreshBooks",
+    entities=(
+        Entity(
+            "vendor",
+            # FreshBooks documents no updated-since filter for bill vendors: read all, skip the
+            # unchanged by fingerprint (one page per 100 vendors).
+            read=lambda fb, window: fb.list_bill_vendors(),
+            fetch=lambda fb, source_id: fb.get_bill_vendor(source_id),
+            source_id=vendor_id,
+            transform=vendor_payload,
+            natural_key=vendor_key,
+            index=active_vendors_by_key,
+            find=find_vendor,
+            create=lambda bill, payload: bill.create_vendor(payload),
+            update=lambda bill, vendor_id, payload: bill.update_vendor(vendor_id, payload),
+        ),
+        Entity(
+            "bill",
+            after=("vendor",),
+            # Each BILL upsert takes all 3 pool slots, so bill batches run one after another:
+            # fewer, larger batches spend less on task start-up (500 bills is about 0.7 MB of XCom).
+            batch_size=500,
+            read=read_bills,
+            fetch=lambda fb, source_id: fb.get_bill(source_id),
+            prepare=bill_reference,
+            transform=bill_payload,
+            natural_key=bill_key,
+            index=bills_by_key,
+            find=find_bill,
+            create=lambda bill, payload: bill.create_bill(payload),
+            update=update_bill,
+            retire=archive_bill,
+        ),
+        Entity(
+            "payment",
+            after=("bill",),
+            reverse=True,
+            read=read_applications,
+            fetch=fetch_application,
+            prepare=lambda bill, fb: vendor_currencies(bill),
+            transform=payment_payload,
+            natural_key=payment_key,
+            find=find_payment,
+            create=lambda fb, payload: fb.create_bill_payment(payload),
+            update=update_payment,
+            retire=lambda fb, payment_id: fb.delete_bill_payment(payment_id),
+        ),
+    ),
+)

@@ -36,3 +36,11 @@ class IdMapConflictError(StateError):
     def __init__(self, message: str, *, existing: IdMapping | None = None) -> None:
         super().__init__(message)
         self.existing = existing
+
+
+class ClaimLostError(StateError):
+    """A writer's claim was taken over (its lease expired) or released: it must not complete it.
+
+    The fencing check of the write-intent protocol: whoever holds the claim now recovers the
+    record by its natural key, so the loser only stops.
+    """

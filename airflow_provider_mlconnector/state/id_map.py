@@ -27,9 +27,13 @@ Typical use in an upsert step::
             raise
         store.id_map.complete(pair, "bill", src_tenant, src_id, target_id, fingerprint)
 
-``owner`` names the writer, e.g. ``"dag_id/run_id/task_id"`` (append the map index for mapped
-tasks). Task retries keep the owner, so a retry finds its own pending intent and gets
-``recovering``: the earlier attempt may have created the record before it died, hence the look-up.
+``owner`` is the claim's fencing token: unique per writer (task try *and* worker thread), so a
+live sibling sees ``busy``, never ``recovering``. The token is checked again right before the
+vendor call (:meth:`IdMap.renew`, which also restarts the lease, so the lease outlives any call
+the HTTP core can make) and on :meth:`IdMap.complete`. A writer whose call definitively ended
+without a record (a lost answer it could not confirm, a transient failure) calls
+:meth:`IdMap.abandon`: the intent stays, with its natural key and fingerprint, and the next
+writer takes it over at once and recovers by looking that key up in the target.
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ from sqlalchemy.exc import IntegrityError
 
 from airflow_provider_mlconnector.state import schema
 from airflow_provider_mlconnector.state.db import Database
-from airflow_provider_mlconnector.state.errors import IdMapConflictError, StateError
+from airflow_provider_mlconnector.state.errors import ClaimLostError, IdMapConflictError, StateError
 from airflow_provider_mlconnector.state.schema import TextEnum, utcnow
 
 log = logging.getLogger(__name__)
@@ -198,6 +202,8 @@ class IdMap:
         natural_key: str | None,
         owner: str,
         lease_seconds: float = 900,
+        *,
+        fingerprint: str | None = None,
     ) -> Claim:
         """Record the intent to create a source record in the target, before calling the vendor.
 
@@ -205,11 +211,15 @@ class IdMap:
             when the entity has none, which gives up the cross-record duplicate guard.
         :param owner: who claims, stable across retries of the same task.
         :param lease_seconds: how old another owner's pending claim must be before it is taken over.
+        :param fingerprint: of the payload about to be written, kept with the intent so that a
+            recovery can tell whether what it finds in the target is what was sent.
         """
         for _ in range(_MAX_ROUNDS):
             existing = self.get(pair, entity, source_tenant, source_id)
             if existing is None:
-                claim = self._insert_intent(pair, entity, source_tenant, source_id, target_tenant, natural_key, owner)
+                claim = self._insert_intent(
+                    pair, entity, source_tenant, source_id, target_tenant, natural_key, owner, fingerprint
+                )
             elif existing.status is MappingStatus.SYNCED:
                 return Claim(ClaimOutcome.SYNCED, existing)
             elif existing.claimed_by != owner and not _lease_expired(existing, lease_seconds):
@@ -229,6 +239,7 @@ class IdMap:
         target_tenant: str,
         natural_key: str | None,
         owner: str,
+        fingerprint: str | None,
     ) -> Claim | None:
         now = utcnow()
         values: dict[str, Any] = {
@@ -239,7 +250,7 @@ class IdMap:
             "target_tenant": target_tenant,
             "target_id": None,
             "natural_key": natural_key,
-            "fingerprint": None,
+            "fingerprint": fingerprint,
             "status": MappingStatus.PENDING.value,
             "claimed_by": owner,
             "claimed_at": now,
@@ -293,12 +304,16 @@ class IdMap:
         source_id: str,
         target_id: str,
         fingerprint: str | None,
+        *,
+        owner: str | None = None,
     ) -> IdMapping:
         """Mark a claimed record as created: store its target id and release the claim.
 
         Idempotent for the same ``target_id``. Raises :class:`IdMapConflictError` if the record is
         already mapped to a *different* target id (a duplicate now exists in the target), and
-        :class:`StateError` if there is no row (the intent was released meanwhile).
+        :class:`StateError` if there is no row (the intent was released meanwhile). With
+        ``owner`` (the fencing token), raises :class:`ClaimLostError` unless that owner still
+        holds the pending claim.
         """
         now = utcnow()
         with self._db.write() as conn:
@@ -307,6 +322,11 @@ class IdMap:
                 raise StateError(
                     f"no intent recorded for {pair}/{entity}/{source_tenant}/{source_id} "
                     f"(target id {target_id}); record it with record()"
+                )
+            if owner is not None and (existing.status is not MappingStatus.PENDING or existing.claimed_by != owner):
+                raise ClaimLostError(
+                    f"{pair}/{entity}/{source_tenant}/{source_id}: the claim of {owner} was taken over "
+                    f"by {existing.claimed_by or 'a completed write'}"
                 )
             if existing.status is MappingStatus.SYNCED and existing.target_id != target_id:
                 raise IdMapConflictError(
@@ -328,6 +348,53 @@ class IdMap:
             mapping = _fetch(conn, where)
         assert mapping is not None  # written in this very transaction
         return mapping
+
+    def renew(
+        self,
+        pair: str,
+        entity: str,
+        source_tenant: str,
+        source_id: str,
+        *,
+        owner: str,
+        natural_key: str | None,
+        fingerprint: str | None,
+    ) -> bool:
+        """Right before the vendor call: check ``owner`` still holds the claim and restart its lease.
+
+        Also records the natural key and fingerprint about to be written (a recovery may have
+        found the source record changed since the intent was first recorded). Returns False
+        when the claim was lost; raises :class:`IdMapConflictError` when the new natural key is
+        already another source record's.
+        """
+        where = sa.and_(
+            _source(pair, entity, source_tenant, source_id),
+            _T.c.status == MappingStatus.PENDING.value,
+            _T.c.claimed_by == owner,
+        )
+        now = utcnow()
+        changes = {"claimed_at": now, "updated_at": now, "natural_key": natural_key, "fingerprint": fingerprint}
+        try:
+            with self._db.write() as conn:
+                return bool(conn.execute(sa.update(_T).where(where).values(**changes)).rowcount == 1)
+        except IntegrityError:
+            raise IdMapConflictError(
+                f"natural key {natural_key!r} of {pair}/{entity} is already mapped to another source record"
+            ) from None
+
+    def abandon(self, pair: str, entity: str, source_tenant: str, source_id: str, *, owner: str) -> bool:
+        """The owner's call ended without a confirmed record: keep the intent, end the lease now.
+
+        The next writer (a task retry, the next run) takes it over at once and recovers it by
+        natural key; nobody waits for the lease to run out. Returns whether the claim was ours.
+        """
+        where = sa.and_(
+            _source(pair, entity, source_tenant, source_id),
+            _T.c.status == MappingStatus.PENDING.value,
+            _T.c.claimed_by == owner,
+        )
+        with self._db.write() as conn:
+            return bool(conn.execute(sa.update(_T).where(where).values(claimed_at=None)).rowcount == 1)
 
     def release(self, pair: str, entity: str, source_tenant: str, source_id: str, *, owner: str | None = None) -> bool:
         """Drop a pending intent after the create definitively failed (e.g. a validation error).

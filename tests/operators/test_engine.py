@@ -1,34 +1,83 @@
 """The sync engine's guarantees, with a real state store and an in-memory target system.
 
 The target below behaves like a vendor without idempotency keys: every create makes a new record
-(duplicates are possible), and it can lose an answer after committing.
+(duplicates are possible), it can lose an answer after committing, and it sends its writes
+through the same fence check the HTTP core runs right before a write leaves.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 
 import pytest
+import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
-from airflow_provider_mlconnector.exceptions import MappingError, RecordRejectedError, WriteOutcomeUnknownError
-from airflow_provider_mlconnector.operators.engine import EntitySpec, RunInfo, SyncEngine
-from airflow_provider_mlconnector.state import StateStore
+from airflow_provider_mlconnector.core.fence import check_fence
+from airflow_provider_mlconnector.exceptions import (
+    FatalApiError,
+    MappingError,
+    NotFoundError,
+    RecordError,
+    RecordRejectedError,
+    WriteOutcomeUnknownError,
+)
+from airflow_provider_mlconnector.operators.engine import RunInfo, SyncEngine
+from airflow_provider_mlconnector.operators.pair import Entity, Pair, Retire, Skip
+from airflow_provider_mlconnector.state import StateStore, schema
+from airflow_provider_mlconnector.state.id_map import content_fingerprint
 from airflow_provider_mlconnector.state.watermarks import Window
 
 ALL = Window(start=None, end=datetime(2026, 11, 21, tzinfo=timezone.utc), is_backfill=False)
+PAIR_NAME = "a_to_b"
+
+
+class FakeSource:
+    conn_type = "a"
+    tenant = "src-tenant"
+
+    def __init__(self) -> None:
+        self.records: list[dict] = []
+        self.lines: list[dict] = []
+        self.listed: list[str] | None = None  # ids the listing returns (None: all), e.g. after the watermark moved
+
+    def things(self):
+        return [r for r in self.records if self.listed is None or r.get("id") in self.listed]
+
+    def thing(self, source_id):
+        return next((dict(r) for r in self.records if r.get("id") == source_id), None)
 
 
 class FakeTarget:
+    conn_type = "b"
+    tenant = "tgt-tenant"
+
     def __init__(self) -> None:
         self.records: dict[str, dict] = {}
         self.creates = 0
+        self.updates = 0
         self.lose_next_answer = False
-        self.reject = set()
+        self.html_next_answer = False
+        self.reject: set[str] = set()
+        self.locked: set[str] = set()  # paid: no longer editable
+        self.before_send = None  # runs inside the call, before the write leaves (a throttle wait)
+        self.slow = 0.0
 
     def create(self, payload):
         if payload["name"] in self.reject:
             raise RecordRejectedError("name: not allowed", system="fake", status=400)
+        if self.before_send is not None:
+            hook, self.before_send = self.before_send, None
+            hook()
+        check_fence()  # what core/http.py does right before a write leaves
+        if self.slow:
+            time.sleep(self.slow)
+        if self.html_next_answer:
+            self.html_next_answer = False
+            raise FatalApiError("expected a JSON body", system="fake", status=200, body="<html>")
         self.creates += 1
         target_id = f"T{self.creates}"
         self.records[target_id] = {"id": target_id, **payload}
@@ -37,60 +86,62 @@ class FakeTarget:
             raise WriteOutcomeUnknownError("connection dropped", system="fake")
         return self.records[target_id]
 
+    def update(self, target_id, payload):
+        if target_id not in self.records:
+            raise NotFoundError("no such record", system="fake", status=404)
+        if target_id in self.locked:
+            raise RecordError("paid in the target; reconcile manually", kind="manual_reconciliation")
+        self.updates += 1
+        self.records[target_id].update(payload)
+
+    def archive(self, target_id):
+        self.records[target_id]["archived"] = True
+
     def by_name(self, name):
-        return next((r for r in self.records.values() if r["name"] == name), None)
+        return next((r for r in self.records.values() if r["name"] == name and not r.get("archived")), None)
 
 
-class FakeSpec(EntitySpec):
-    pair = "a_to_b"
-    entity = "thing"
-    source_system = "a"
-    target_system = "b"
-    batch_size = 2
-    source_records: list[dict] = []
-    fake: FakeTarget
-    unmapped: set = set()
+UNMAPPED: set[str] = set()
 
-    @property
-    def source_tenant(self):
-        return "src-tenant"
 
-    @property
-    def target_tenant(self):
-        return "tgt-tenant"
+def thing_payload(record, ctx):
+    if record.get("archived"):
+        return Retire("archived at the source")
+    if record.get("draft"):
+        return Skip("a draft")
+    if record["category"] in UNMAPPED:
+        raise MappingError(f"category {record['category']!r} has no GL account", kind="unmapped_account")
+    return {"name": record["name"], "amount": str(Decimal(record["amount"]).quantize(Decimal("0.01")))}
 
-    def extract(self, window):
-        return list(self.source_records)
 
-    def fetch(self, source_id):
-        return next((r for r in self.source_records if r["id"] == source_id), None)
+def line_payload(line, ctx):
+    return {"name": f"line {line['id']}", "parent": ctx.target_id("thing", line["thing"])}
 
-    def source_id(self, record):
-        return record["id"]
 
-    def skip_reason(self, record, mapped):
-        return "archived and never synced" if record.get("archived") and not mapped else None
-
-    def transform(self, record):
-        if record["category"] in self.unmapped:
-            raise MappingError(f"category {record['category']!r} has no GL account", kind="unmapped_account")
-        return {"name": record["name"], "amount": record["amount"]}
-
-    def natural_key(self, record, payload):
-        return payload["name"]
-
-    def find_existing(self, natural_key, payload):
-        return self.fake.by_name(natural_key)
-
-    def create(self, payload, record):
-        return self.fake.create(payload)
-
-    def update(self, target_id, payload, record):
-        self.fake.records[target_id].update(payload)
-        return self.fake.records[target_id]
-
-    def target_id(self, target_record):
-        return target_record["id"]
+THING = Entity(
+    "thing",
+    read=lambda source, window: source.things(),
+    fetch=lambda source, source_id: source.thing(source_id),
+    transform=thing_payload,
+    natural_key=lambda record, payload: payload["name"],
+    find=lambda target, key: target.by_name(key),
+    create=lambda target, payload: target.create(payload),
+    update=lambda target, target_id, payload: target.update(target_id, payload),
+    retire=lambda target, target_id: target.archive(target_id),
+    batch_size=2,
+)
+LINE = Entity(
+    "line",
+    after=("thing",),
+    read=lambda source, window: [li for li in source.lines if source.listed is None or li["id"] in source.listed],
+    fetch=lambda source, source_id: next((li for li in source.lines if li["id"] == source_id), None),
+    transform=line_payload,
+    natural_key=lambda record, payload: payload["name"],
+    find=lambda target, key: target.by_name(key),
+    create=lambda target, payload: target.create(payload),
+    update=lambda target, target_id, payload: target.update(target_id, payload),
+)
+PAIR = Pair(PAIR_NAME, source=FakeSource, target=FakeTarget, entities=(THING, LINE))  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -99,130 +150,346 @@ def store(tmp_path):
 
 
 @pytest.fixture
-def fake():
-    FakeSpec.fake = FakeTarget()
-    FakeSpec.unmapped = set()
-    FakeSpec.source_records = [
+def source():
+    UNMAPPED.clear()
+    world = FakeSource()
+    world.records = [
         {"id": "1", "name": "Adobe", "amount": "10.00", "category": "software"},
         {"id": "2", "name": "Pixel", "amount": "20.00", "category": "labor"},
         {"id": "3", "name": "Catering", "amount": "30.00", "category": "meals"},
     ]
-    return FakeSpec.fake
+    return world
 
 
-def run(store, run_id="r1", try_number=1, dry_run=False, workers=1):
-    engine = SyncEngine(FakeSpec(None, None, store), store, RunInfo("dag", run_id, "upsert", 0, try_number, dry_run))
-    counts = {}
-    for batch in engine.extract(ALL):
-        result = engine.upsert(engine.match(batch), workers=workers)
+@pytest.fixture
+def target():
+    return FakeTarget()
+
+
+def engine(store, source, target, *, entity=THING, run_id="r1", try_number=1, dry_run=False):
+    run = RunInfo("dag", run_id, f"upsert_{entity.name}s", 0, try_number, dry_run)
+    return SyncEngine(PAIR, entity, source, target, store, run)
+
+
+def run(store, source, target, *, workers=1, replay=(), **kwargs):
+    sync = engine(store, source, target, **kwargs)
+    counts: dict[str, int] = {}
+    for batch in sync.extract(ALL, replay_ids=replay):
+        result = sync.upsert(sync.match(batch), workers=workers)
         for k, v in result.counts.items():
             counts[k] = counts.get(k, 0) + v
-        if result.retry_later:
-            counts.setdefault("retry_later_ids", []).extend(result.retry_later)
     return counts
 
 
-def test_first_run_creates_and_second_run_writes_nothing(store, fake):
-    assert run(store) == {"created": 3}
-    assert run(store, run_id="r2") == {"unchanged": 3}
-    assert fake.creates == 3
+def mapping(store, source_id, entity="thing"):
+    return store.id_map.get(PAIR_NAME, entity, "src-tenant", source_id)
 
 
-def test_existing_target_record_is_matched_not_duplicated(store, fake):
-    fake.records["T99"] = {"id": "T99", "name": "Adobe", "amount": "10.00"}
-    assert run(store) == {"matched_existing": 1, "created": 2}
-    assert store.id_map.get("a_to_b", "thing", "src-tenant", "1").target_id == "T99"
+def names(target):
+    return sorted(r["name"] for r in target.records.values())
 
 
-def test_changed_record_is_updated_once(store, fake):
-    run(store)
-    FakeSpec.source_records[0]["amount"] = "11.00"
-    assert run(store, run_id="r2") == {"updated": 1, "unchanged": 2}
-    assert fake.records["T1"]["amount"] == "11.00"
+# --- the basics ---------------------------------------------------------------------------------
 
 
-def test_lost_answer_is_confirmed_by_lookup_not_recreated(store, fake):
-    fake.lose_next_answer = True
-    assert run(store) == {"created": 3}
-    assert fake.creates == 3
-    assert len({r["name"] for r in fake.records.values()}) == 3
+def test_first_run_creates_and_second_run_writes_nothing(store, source, target):
+    assert run(store, source, target) == {"created": 3}
+    assert run(store, source, target, run_id="r2") == {"unchanged": 3}
+    assert target.creates == 3
 
 
-def test_crash_between_vendor_commit_and_bookkeeping_is_recovered(store, fake):
-    # Attempt 1 claims and the vendor commits, then the worker dies before completing the claim.
-    spec = FakeSpec(None, None, store)
-    store.id_map.claim("a_to_b", "thing", "src-tenant", "1", "tgt-tenant", "Adobe", "dag/r1/upsert/0")
-    fake.create({"name": "Adobe", "amount": "10.00"})
-    # The task retry (same owner) recovers through a natural-key lookup: still one Adobe.
-    assert run(store, try_number=2) == {"created": 2, "matched_existing": 1}
-    assert [r["name"] for r in fake.records.values()].count("Adobe") == 1
-    assert spec.fake is fake
+def test_existing_target_record_is_matched_not_duplicated(store, source, target):
+    target.records["T99"] = {"id": "T99", "name": "Adobe", "amount": "10.00"}
+    assert run(store, source, target) == {"matched_existing": 1, "created": 2}
+    assert mapping(store, "1").target_id == "T99"
 
 
-def test_another_live_run_holding_the_claim_is_never_duplicated(store, fake):
-    store.id_map.claim("a_to_b", "thing", "src-tenant", "1", "tgt-tenant", "Adobe", "dag/other-run/upsert/0")
-    counts = run(store)
-    assert counts == {"in_progress_elsewhere": 1, "created": 2}
-    assert fake.by_name("Adobe") is None
+def test_changed_record_is_updated_once(store, source, target):
+    run(store, source, target)
+    source.records[0]["amount"] = "11.00"
+    assert run(store, source, target, run_id="r2") == {"updated": 1, "unchanged": 2}
+    assert target.records["T1"]["amount"] == "11.00"
 
 
-def test_unmappable_record_is_dead_lettered_then_replayed_once(store, fake):
-    FakeSpec.unmapped = {"meals"}
-    assert run(store) == {"created": 2, "quarantined": 1}
-    assert run(store, run_id="r2") == {"unchanged": 2, "quarantined": 1}
-    (letter,) = store.dead_letters.list(status="open", pair="a_to_b")
+def test_lost_answer_is_confirmed_by_lookup_not_recreated(store, source, target):
+    target.lose_next_answer = True
+    assert run(store, source, target) == {"created": 3}
+    assert target.creates == 3 and names(target) == ["Adobe", "Catering", "Pixel"]
+
+
+def test_dead_run_claim_is_recovered_by_the_next_writer_through_a_lookup(store, source, target):
+    # Attempt 1 claimed and the vendor committed, then the worker died before completing.
+    payload = {"name": "Adobe", "amount": "10.00"}
+    store.id_map.claim(
+        PAIR_NAME,
+        "thing",
+        "src-tenant",
+        "1",
+        "tgt-tenant",
+        "Adobe",
+        "dag/r1/upsert/0/try1/x",
+        lease_seconds=0,
+        fingerprint=content_fingerprint(payload),
+    )
+    store.id_map.abandon(PAIR_NAME, "thing", "src-tenant", "1", owner="dag/r1/upsert/0/try1/x")
+    target.create(payload)
+    assert run(store, source, target, try_number=2) == {"created": 3}  # one confirmed by lookup
+    assert names(target).count("Adobe") == 1
+
+
+# --- 1. the same source record twice in one batch, three workers ------------------------------
+
+
+def test_same_record_listed_twice_in_a_batch_becomes_one_target_record(store, source, target):
+    source.records.append(dict(source.records[0]))  # page drift: Adobe on two pages
+    counts = run(store, source, target, workers=3)
+    assert counts == {"created": 3}
+    assert names(target).count("Adobe") == 1
+
+
+def test_a_live_sibling_worker_sees_busy_and_never_recovers_the_claim(store, source, target):
+    target.slow = 0.3  # both workers are inside the same record at once
+    sync = engine(store, source, target)
+    (decision,) = sync.match([source.records[0]])
+    twin = sync.match([source.records[0]])[0]
+    result = sync.upsert([decision, twin], workers=3)
+    assert dict(result.counts) == {"created": 1, "waiting": 1}
+    assert target.creates == 1
+    # The parked twin is re-read next run and found synced: nothing is written twice.
+    assert run(store, source, target, run_id="r2") == {"unchanged": 1, "created": 2}
+    assert store.dead_letters.list(status="replay_requested", pair=PAIR_NAME) == []
+    assert names(target).count("Adobe") == 1
+
+
+# --- 2. a lost answer, then the source changed before the retry ----------------------------
+
+
+def _crash_after_commit(store, target, source_id, payload, key):
+    owner = "dag/r1/upsert/0/try1/dead"
+    store.id_map.claim(
+        PAIR_NAME, "thing", "src-tenant", source_id, "tgt-tenant", key, owner, fingerprint=content_fingerprint(payload)
+    )
+    target.create(payload)
+    store.id_map.abandon(PAIR_NAME, "thing", "src-tenant", source_id, owner=owner)
+
+
+def test_recovery_looks_up_the_claimed_key_and_updates_to_the_changed_source(store, source, target):
+    _crash_after_commit(store, target, "1", {"name": "Adobe", "amount": "10.00"}, "Adobe")
+    source.records[0].update(name="Adobe Systems", amount="12.50")  # edited before the retry
+    assert run(store, source, target, try_number=2) == {"updated": 1, "created": 2}
+    assert names(target) == ["Adobe Systems", "Catering", "Pixel"]  # no second bill
+    assert target.records["T1"]["amount"] == "12.50"
+    synced = mapping(store, "1")
+    assert (synced.target_id, synced.natural_key) == ("T1", "Adobe Systems")
+    assert synced.fingerprint == content_fingerprint({"name": "Adobe Systems", "amount": "12.50"})
+    assert run(store, source, target, run_id="r3") == {"unchanged": 3}
+
+
+def test_recovery_that_finds_a_record_it_may_no_longer_change_dead_letters_it(store, source, target):
+    _crash_after_commit(store, target, "1", {"name": "Adobe", "amount": "10.00"}, "Adobe")
+    target.locked = {"T1"}  # the target already paid the old amount
+    source.records[0]["amount"] = "12.50"
+    assert run(store, source, target, try_number=2) == {"quarantined": 1, "created": 2}
+    assert names(target).count("Adobe") == 1
+    (letter,) = store.dead_letters.list(status="open", pair=PAIR_NAME)
+    assert letter.error_kind == "manual_reconciliation"
+    # The ID map holds what the target holds (the old content), so later runs keep saying so.
+    assert mapping(store, "1").fingerprint == content_fingerprint({"name": "Adobe", "amount": "10.00"})
+
+
+# --- 3. a lease taken over while the first writer is inside the vendor call ----------------------
+
+
+def test_a_writer_whose_lease_was_taken_over_during_its_call_never_sends(store, source, target):
+    first = engine(store, source, target, run_id="slow")
+    (decision,) = first.match([source.records[0]])
+
+    def lease_expires_and_another_run_writes() -> None:
+        # A long throttle wait inside the call: the lease runs out and another run takes over.
+        with store.db.write() as conn:
+            old = datetime.now(timezone.utc) - timedelta(hours=1)
+            conn.execute(sa.update(schema.id_map).values(claimed_at=old))
+        assert run(store, source, target, run_id="fast") == {"created": 3}
+
+    target.before_send = lease_expires_and_another_run_writes
+    result = first.upsert([decision])
+    assert dict(result.counts) == {"waiting": 1}
+    assert names(target).count("Adobe") == 1
+
+
+# --- 4. a claim held by a run that died is never counted done ----------------------------------
+
+
+def test_a_record_busy_elsewhere_is_parked_and_written_after_the_watermark_moved(store, source, target):
+    store.id_map.claim(PAIR_NAME, "thing", "src-tenant", "1", "tgt-tenant", "Adobe", "dag/other/upsert/0/try1/z")
+    assert run(store, source, target) == {"waiting": 1, "created": 2}
+    assert target.by_name("Adobe") is None
+    (parked,) = store.dead_letters.list(status="replay_requested", pair=PAIR_NAME)
+    assert parked.error_kind == "busy_elsewhere"
+    # That run died; its lease runs out. The window moved on: the listing no longer has Adobe.
+    store.id_map.abandon(PAIR_NAME, "thing", "src-tenant", "1", owner="dag/other/upsert/0/try1/z")
+    source.listed = []
+    assert run(store, source, target, run_id="r2") == {"created": 1}
+    assert names(target).count("Adobe") == 1
+    assert store.dead_letters.get(parked.id).status == "replayed"
+
+
+# --- 5. a record whose reference is not synced yet waits, then resolves ------------------------
+
+
+def test_a_record_whose_parent_is_not_synced_yet_is_parked_then_written_when_linked(store, source, target):
+    source.lines = [{"id": "L1", "thing": "1"}]
+    assert run(store, source, target, entity=LINE) == {"waiting": 1}
+    run(store, source, target)  # the parent syncs
+    source.listed = ["1", "2", "3"]  # the line is no longer in the window
+    assert run(store, source, target, entity=LINE, run_id="r3") == {"created": 1}
+    assert target.by_name("line L1")["parent"] == mapping(store, "1").target_id
+    assert store.dead_letters.list(status="replay_requested", pair=PAIR_NAME) == []
+
+
+# --- 6. a rename onto a sibling's key ----------------------------------------------------------
+
+
+def test_a_rename_onto_a_siblings_key_is_dead_lettered_before_any_write_and_the_stream_goes_on(store, source, target):
+    run(store, source, target)
+    source.records[1]["name"] = "Adobe"  # Pixel renamed onto Adobe
+    source.records[2]["amount"] = "31.00"  # and a valid change in the same run
+    assert run(store, source, target, run_id="r2") == {"quarantined": 1, "unchanged": 1, "updated": 1}
+    assert target.records["T2"]["name"] == "Pixel"  # never patched
+    assert target.records["T3"]["amount"] == "31.00"
+    (letter,) = store.dead_letters.list(status="open", pair=PAIR_NAME)
+    assert (letter.source_id, letter.error_kind) == ("2", "duplicate_natural_key")
+    assert run(store, source, target, run_id="r3") == {"quarantined": 1, "unchanged": 2}
+
+
+def test_a_rename_onto_a_name_the_target_already_has_is_dead_lettered(store, source, target):
+    run(store, source, target)
+    target.records["T9"] = {"id": "T9", "name": "Studio", "amount": "1.00"}  # made by hand in the target
+    source.records[1]["name"] = "Studio"
+    assert run(store, source, target, run_id="r2") == {"quarantined": 1, "unchanged": 2}
+    assert target.records["T2"]["name"] == "Pixel" and target.updates == 0
+
+
+# --- 7. one bad record never fails the batch -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        {"id": "9", "name": "No amount", "category": "x"},
+        {"id": "9", "name": "Bad amount", "amount": "N/A", "category": "x"},
+        {"id": "9", "name": "Null amount", "amount": None, "category": "x"},
+        {"name": "No id", "amount": "1.00", "category": "x"},
+    ],
+)
+def test_a_malformed_record_is_dead_lettered_and_the_rest_are_written(store, source, target, broken):
+    source.records.insert(1, broken)
+    assert run(store, source, target) == {"created": 3, "quarantined": 1}
+    (letter,) = store.dead_letters.list(status="open", pair=PAIR_NAME)
+    assert letter.error_kind == "malformed" and "malformed source record" in letter.reason
+
+
+def test_a_200_answer_with_an_html_page_dead_letters_that_record_after_a_lookup(store, source, target):
+    target.html_next_answer = True
+    assert run(store, source, target) == {"created": 2, "quarantined": 1}
+    (letter,) = store.dead_letters.list(status="open", pair=PAIR_NAME)
+    assert letter.error_kind == "rejected" and "JSON" in letter.reason
+    assert mapping(store, letter.source_id) is None  # the claim was released: a replay can create it
+
+
+def test_a_404_on_one_update_dead_letters_that_record_only(store, source, target):
+    run(store, source, target)
+    del target.records["T1"]  # deleted by hand in the target
+    source.records[0]["amount"] = "99.00"
+    source.records[1]["amount"] = "21.00"
+    assert run(store, source, target, run_id="r2") == {"quarantined": 1, "updated": 1, "unchanged": 1}
+    (letter,) = store.dead_letters.list(status="open", pair=PAIR_NAME)
+    assert letter.error_kind == "missing_in_target"
+
+
+# --- 8. quiet runs -------------------------------------------------------------------------------
+
+
+def test_an_empty_source_is_a_quiet_successful_run(store, source, target):
+    source.records = []
+    sync = engine(store, source, target)
+    assert sync.extract(ALL) == []
+
+
+# --- 11. dry runs ------------------------------------------------------------------------------
+
+
+def test_dry_run_writes_nothing_and_flags_no_dead_letter_for_replay(store, source, target):
+    UNMAPPED.add("meals")
+    run(store, source, target)
+    (letter,) = store.dead_letters.list(status="open", pair=PAIR_NAME)
+    UNMAPPED.clear()
+    counts = run(store, source, target, run_id="r2", dry_run=True, replay=[letter.id])
+    assert counts == {"would_unchanged": 2, "would_create": 1}
+    assert store.dead_letters.get(letter.id).status == "open"
+    assert target.creates == 2
+    assert [row.action for row in store.audit.history("a", "3")] == ["quarantined"]
+
+
+# --- dead letters, retire, skip ------------------------------------------------------------------
+
+
+def test_unmappable_record_is_dead_lettered_then_replayed_once(store, source, target):
+    UNMAPPED.add("meals")
+    assert run(store, source, target) == {"created": 2, "quarantined": 1}
+    assert run(store, source, target, run_id="r2") == {"unchanged": 2, "quarantined": 1}
+    (letter,) = store.dead_letters.list(status="open", pair=PAIR_NAME)
     assert letter.source_id == "3" and letter.attempts == 2 and "no GL account" in letter.reason
-    FakeSpec.unmapped = set()  # the accountant adds the mapping
-    assert run(store, run_id="r3") == {"unchanged": 2, "created": 1}
-    assert run(store, run_id="r4") == {"unchanged": 3}
+    UNMAPPED.clear()  # the accountant adds the mapping
+    assert run(store, source, target, run_id="r3") == {"unchanged": 2, "created": 1}
+    assert run(store, source, target, run_id="r4") == {"unchanged": 3}
     assert store.dead_letters.get(letter.id).status == "replayed"
-    assert fake.creates == 3
     actions = [row.action for row in store.audit.history("a", "3")]
     assert actions == ["quarantined", "quarantined", "created", "replayed", "unchanged"]
 
 
-def test_vendor_rejection_releases_the_claim_and_is_not_resent_until_replayed(store, fake):
-    fake.reject = {"Pixel"}
-    assert run(store) == {"created": 2, "quarantined": 1}
-    assert store.id_map.get("a_to_b", "thing", "src-tenant", "2") is None
-    fake.reject = set()  # the cause is fixed on the target side...
-    attempts = fake.creates
-    assert run(store, run_id="r2") == {"unchanged": 2, "quarantined": 1}
-    assert fake.creates == attempts  # ...but the same content is not sent again on its own
-    (letter,) = store.dead_letters.list(status="open", pair="a_to_b")
-    store.dead_letters.request_replay([letter.id])  # on-call: `mlconnector-state dlq replay <id>`
-    assert run(store, run_id="r3") == {"unchanged": 2, "created": 1}
+def test_vendor_rejection_releases_the_claim_and_is_not_resent_until_replayed(store, source, target):
+    target.reject = {"Pixel"}
+    assert run(store, source, target) == {"created": 2, "quarantined": 1}
+    assert mapping(store, "2") is None
+    target.reject = set()
+    attempts = target.creates
+    assert run(store, source, target, run_id="r2") == {"unchanged": 2, "quarantined": 1}
+    assert target.creates == attempts
+    (letter,) = store.dead_letters.list(status="open", pair=PAIR_NAME)
+    assert run(store, source, target, run_id="r3", replay=[letter.id]) == {"unchanged": 2, "created": 1}
     assert store.dead_letters.get(letter.id).status == "replayed"
 
 
-def test_changed_source_record_is_retried_after_a_rejection(store, fake):
-    fake.reject = {"Pixel"}
-    run(store)
-    FakeSpec.source_records[1]["name"] = "Pixel Forge"  # the accountant fixes the record itself
-    assert run(store, run_id="r2") == {"unchanged": 2, "created": 1}
+def test_a_synced_record_retired_at_the_source_is_retired_once_and_a_never_synced_one_skipped(store, source, target):
+    run(store, source, target)
+    source.records[0]["archived"] = True
+    source.records.append({"id": "4", "name": "Old", "amount": "1.00", "category": "x", "archived": True})
+    source.records.append({"id": "5", "name": "Draft", "amount": "1.00", "category": "x", "draft": True})
+    assert run(store, source, target, run_id="r2") == {"retired": 1, "skipped": 2, "unchanged": 2}
+    assert target.records["T1"]["archived"] is True and target.by_name("Old") is None
+    assert run(store, source, target, run_id="r3") == {"unchanged": 3, "skipped": 2}
 
 
-def test_archived_never_synced_is_skipped_with_reason(store, fake):
-    FakeSpec.source_records.append({"id": "4", "name": "Old", "amount": "1.00", "category": "x", "archived": True})
-    assert run(store) == {"created": 3, "skipped": 1}
-    assert fake.by_name("Old") is None
+def test_parallel_workers_write_each_record_once(store, source, target):
+    source.records = [{"id": str(i), "name": f"Vendor {i}", "amount": "1.00", "category": "x"} for i in range(40)]
+    big = Entity(**{**THING.__dict__, "batch_size": 40})
+    assert run(store, source, target, entity=big, workers=4) == {"created": 40}
+    assert run(store, source, target, entity=big, run_id="r2", workers=4) == {"unchanged": 40}
+    assert target.creates == 40
 
 
-def test_dry_run_writes_nothing(store, fake):
-    assert run(store, dry_run=True) == {"would_create": 3}
-    assert fake.creates == 0
-    assert store.id_map.list("a_to_b", "thing") == []
-
-
-def test_parallel_workers_write_each_record_once(store, fake):
-    FakeSpec.source_records = [
-        {"id": str(i), "name": f"Vendor {i}", "amount": "1.00", "category": "x"} for i in range(40)
+def test_concurrent_engines_on_the_same_records_never_duplicate(store, source, target):
+    source.records = [{"id": str(i), "name": f"Vendor {i}", "amount": "1.00", "category": "x"} for i in range(12)]
+    target.slow = 0.01
+    results: list[dict] = []
+    threads = [
+        threading.Thread(target=lambda rid=rid: results.append(run(store, source, target, run_id=rid, workers=3)))
+        for rid in ("a", "b")
     ]
-    FakeSpec.batch_size = 40
-    try:
-        assert run(store, workers=4) == {"created": 40}
-        assert run(store, run_id="r2", workers=4) == {"unchanged": 40}
-    finally:
-        FakeSpec.batch_size = 2
-    assert fake.creates == 40
-    assert len({r["name"] for r in fake.records.values()}) == 40
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    run(store, source, target, run_id="c")  # whatever was parked resolves
+    assert sorted(names(target)) == sorted({r["name"] for r in source.records})

@@ -1,11 +1,24 @@
-"""Payments back (BILL -> FreshBooks) with in-memory hooks: settled once, partials add up, voids undone."""
+"""FreshBooks -> BILL mapping rules with in-memory hooks: payments back, currencies, retiring.
+
+The engine is the real one (real state store); only the two vendors are small fakes.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
+import pytest
+
+from airflow_provider_mlconnector.exceptions import MappingError
 from airflow_provider_mlconnector.operators.engine import RunInfo, SyncEngine
-from airflow_provider_mlconnector.pairs.freshbooks_to_bill import PAIR, PaymentSpec
+from airflow_provider_mlconnector.operators.pair import Ctx, Retire, Skip
+from airflow_provider_mlconnector.pairs.freshbooks_to_bill import (
+    PAIR,
+    BillReference,
+    GLMapping,
+    bill_payload,
+    payment_payload,
+)
 from airflow_provider_mlconnector.state.watermarks import Window
 
 ORG, ACCOUNT = "00802BRTSIDEMKT0001A", "BRT4201"
@@ -13,20 +26,27 @@ WINDOW = Window(start=None, end=datetime(2026, 11, 21, tzinfo=timezone.utc), is_
 
 
 class FakeBill:
-    organization_id = ORG
+    conn_type = "bill"
+    tenant = ORG
 
     def __init__(self) -> None:
         self.payments: list[dict] = []
+        self.in_window = True  # False: the watermark moved past them (still readable by id)
+        self.vendors = [{"id": "009V1", "name": "Pixel Forge Studio"}, {"id": "009V2", "billCurrency": "CAD"}]
 
     def list_payments(self, *, updated_since=None, updated_before=None):
-        return list(self.payments)
+        return list(self.payments) if self.in_window else []
 
     def get_payment(self, payment_id):
         return next(p for p in self.payments if p["id"] == payment_id)
 
+    def list_vendors(self):
+        return list(self.vendors)
+
 
 class FakeFreshBooks:
-    account_id = ACCOUNT
+    conn_type = "freshbooks"
+    tenant = ACCOUNT
 
     def __init__(self) -> None:
         self.bill_payments: dict[str, dict] = {}
@@ -47,18 +67,19 @@ class FakeFreshBooks:
         return self.bill_payments.pop(payment_id)
 
 
-def payment(pid: str, status: str, *applied: tuple[str, str]) -> dict:
+def payment(pid: str, status: str, *applied: tuple[str, str], bill_id: str = "00nBILL1", vendor: str = "009V1"):
     return {
         "id": pid,
+        "vendorId": vendor,
         "singleStatus": status,
         "processDate": "2026-11-20",
         "fundingAccount": {"type": "BANK_ACCOUNT"},
-        "billPayments": [{"id": blp, "billId": "00nBILL1", "amount": amount} for blp, amount in applied],
+        "billPayments": [{"id": blp, "billId": bill_id, "amount": amount} for blp, amount in applied],
     }
 
 
 def sync(store, bill, fb, run_id):
-    engine = SyncEngine(PaymentSpec(bill, fb, store), store, RunInfo("dag", run_id, "upsert_payments"))
+    engine = SyncEngine(PAIR, PAIR.entity("payment"), fb, bill, store, RunInfo("dag", run_id, "upsert_payments"))
     counts: dict[str, int] = {}
     for batch in engine.extract(WINDOW):
         for outcome, n in engine.upsert(engine.match(batch)).counts.items():
@@ -66,9 +87,12 @@ def sync(store, bill, fb, run_id):
     return counts
 
 
+def link_bill(store, fb_bill="7101", bill_id="00nBILL1"):
+    store.id_map.record(PAIR.name, "bill", ACCOUNT, fb_bill, ORG, bill_id, f"009V1|PFS-{fb_bill}", "fp")
+
+
 def test_settled_partials_add_up_once_and_a_void_is_undone(state_store):
-    # The BILL bill 00nBILL1 was created by this integration from FreshBooks bill 7101.
-    state_store.id_map.record(PAIR, "bill", ACCOUNT, "7101", ORG, "00nBILL1", "v|PFS-1041", "fp")
+    link_bill(state_store)
     bill, fb = FakeBill(), FakeFreshBooks()
     bill.payments = [payment("stp1", "SCHEDULED", ("blp1", "1000.00"))]
     assert sync(state_store, bill, fb, "r1") == {"skipped": 1}  # not settled yet: nothing written
@@ -78,12 +102,102 @@ def test_settled_partials_add_up_once_and_a_void_is_undone(state_store):
     assert sorted(p["amount"]["amount"] for p in fb.bill_payments.values()) == ["1000.00", "1750.00"]
     assert all(p["billid"] == "7101" and "BILL payment stp" in p["note"] for p in fb.bill_payments.values())
     bill.payments[1]["singleStatus"] = "VOIDED"  # BILL voided the second payment after it cleared
-    assert sync(state_store, bill, fb, "r4") == {"unchanged": 1, "updated": 1}
+    assert sync(state_store, bill, fb, "r4") == {"unchanged": 1, "retired": 1}
     assert [p["amount"]["amount"] for p in fb.bill_payments.values()] == ["1000.00"]
+    assert sync(state_store, bill, fb, "r5") == {"unchanged": 2}
 
 
-def test_payment_on_a_bill_this_integration_did_not_create_is_skipped(state_store):
+@pytest.mark.parametrize("status", ["DISBURSEMENT_FAILED_VENDOR_BANK_REJECTED", "FUNDING_FAILED_ACTION_NEEDED"])
+def test_a_payment_that_fails_or_is_returned_after_it_cleared_is_removed_from_freshbooks(state_store, status):
+    link_bill(state_store)
+    bill, fb = FakeBill(), FakeFreshBooks()
+    bill.payments = [payment("stp1", "CLEARED", ("blp1", "500.00"))]
+    assert sync(state_store, bill, fb, "r1") == {"created": 1}
+    bill.payments[0]["singleStatus"] = status
+    assert sync(state_store, bill, fb, "r2") == {"retired": 1}
+    assert fb.bill_payments == {}
+
+
+def test_a_payment_whose_bill_is_not_linked_yet_waits_and_is_written_once_the_bill_is(state_store):
     bill, fb = FakeBill(), FakeFreshBooks()
     bill.payments = [payment("stp9", "CLEARED", ("blp9", "420.00"))]
-    assert sync(state_store, bill, fb, "r1") == {"skipped": 1}
+    assert sync(state_store, bill, fb, "r1") == {"waiting": 1}
     assert fb.bill_payments == {}
+    link_bill(state_store)  # the bill syncs (or is matched) later
+    bill.in_window = False  # and the payment is no longer in the watermark window
+    assert sync(state_store, bill, fb, "r2") == {"created": 1}
+    assert [p["amount"]["amount"] for p in fb.bill_payments.values()] == ["420.00"]
+
+
+def test_a_cleared_payment_without_bill_payments_is_dead_lettered_not_dropped(state_store):
+    bill, fb = FakeBill(), FakeFreshBooks()
+    bill.payments = [{"id": "stp7", "singleStatus": "CLEARED", "amount": 100}]
+    assert sync(state_store, bill, fb, "r1") == {"quarantined": 1}
+    (letter,) = state_store.dead_letters.list(status="open", pair=PAIR.name)
+    assert letter.error_kind == "unknown_payment_shape" and letter.source_id == "stp7"
+
+
+def test_a_null_payment_amount_is_dead_lettered_and_the_other_payments_are_written(state_store):
+    link_bill(state_store)
+    bill, fb = FakeBill(), FakeFreshBooks()
+    bill.payments = [payment("stp1", "CLEARED", ("blp1", None)), payment("stp2", "CLEARED", ("blp2", "10.00"))]
+    assert sync(state_store, bill, fb, "r1") == {"quarantined": 1, "created": 1}
+
+
+def test_payments_back_are_written_in_the_bills_currency(state_store):
+    link_bill(state_store, "7200", "00nCAD")
+    bill, fb = FakeBill(), FakeFreshBooks()
+    bill.payments = [payment("stp3", "CLEARED", ("blp3", "99.90"), bill_id="00nCAD", vendor="009V2")]
+    assert sync(state_store, bill, fb, "r1") == {"created": 1}
+    (written,) = fb.bill_payments.values()
+    assert written["amount"] == {"amount": "99.90", "code": "CAD"}
+
+
+def ctx(reference=None, mapped=False, vendors=None):
+    class Stream:
+        def __init__(self, targets):
+            self.targets = targets
+
+        def mapping(self, source_id):
+            target = self.targets.get(source_id)
+            return type("M", (), {"target_id": target})() if target else None
+
+    return Ctx(None, None, reference, mapped, {"vendor": Stream(vendors or {"11": "009V1", "12": "009V2"})})
+
+
+def fb_bill(**changes):
+    bill = {
+        "id": 7101,
+        "vendorid": 11,
+        "bill_number": "PFS-1041",
+        "issue_date": "2026-11-02",
+        "due_date": "2026-12-02",
+        "currency_code": "USD",
+        "vis_state": 0,
+        "total_amount": {"amount": "100.00", "code": "USD"},
+        "lines": [{"categoryid": 5, "total_amount": {"amount": "100.00", "code": "USD"}, "description": "Design"}],
+    }
+    bill.update(changes)
+    return bill
+
+
+REFERENCE = BillReference(GLMapping({"5": "0ca1"}, {"5": "Design"}), {"009V1": "USD", "009V2": "CAD"})
+
+
+def test_a_bill_in_another_currency_than_bill_books_it_in_is_a_dead_letter_naming_both():
+    with pytest.raises(MappingError) as caught:
+        bill_payload(fb_bill(currency_code="CAD", total_amount={"amount": "10000.00", "code": "CAD"}), ctx(REFERENCE))
+    assert caught.value.kind == "currency_mismatch"
+    assert "CAD" in caught.value.reason and "USD" in caught.value.reason
+
+
+def test_a_bill_in_its_vendors_billing_currency_is_sent():
+    cad = fb_bill(vendorid=12, currency_code="CAD", total_amount={"amount": "100.00", "code": "CAD"})
+    payload = bill_payload(cad, ctx(REFERENCE))
+    assert isinstance(payload, dict) and payload["vendorId"] == "009V2"
+
+
+def test_an_archived_bill_is_retired_and_a_draft_payment_is_skipped():
+    assert isinstance(bill_payload(fb_bill(vis_state=2), ctx(REFERENCE)), Retire)
+    pending = {"status": "SCHEDULED", "billPaymentId": "blp1", "billId": "x"}
+    assert isinstance(payment_payload(pending, ctx({})), Skip)
