@@ -510,6 +510,8 @@ class FreshBooksHook(MLConnectorHook):
         verbs=READ_ONLY,
         filters="categoryids name is_editable parentid",
     )
+    # The single-record key is UNCONFIRMED (FB-PY ``credit_note``, FB-JS ``credit_notes``): FB-PY's is used.
+    credit_notes = Classic("credit_notes/credit_notes", one="credit_note", many="credit_notes", delete="soft")
     taxes = Classic("taxes/taxes", one="tax", many="taxes", delete="http")
     staff = Classic(
         "users/staffs",

@@ -560,6 +560,21 @@ def test_projects_live_under_the_business_with_singular_member_paths(sandbox, ma
     assert deleted.called
 
 
+def test_credit_notes_are_a_classic_collection_deleted_by_vis_state(sandbox, make_hook):
+    # Round-2 addendum 1.3 (the sandbox may not serve credit notes): the classic envelope, mocked.
+    hook = make_hook()
+    base = f"{sandbox.url}/freshbooks/accounting/account/{hook.account_id}/credit_notes/credit_notes"
+    with requests_mock.Mocker(real_http=True) as mocked:
+        mocked.get(base, json={"response": {"result": {"credit_notes": [{"id": 4}], "page": 1, "pages": 1}}})
+        created = mocked.post(base, json={"response": {"result": {"credit_note": {"id": 5, "vis_state": 0}}}})
+        deleted = mocked.put(f"{base}/5", json={"response": {"result": {"credit_note": {"id": 5, "vis_state": 1}}}})
+        assert [c["id"] for c in hook.credit_notes.list()] == [4]
+        assert hook.credit_notes.create({"clientid": 88001, "credit_type": "goodwill"})["id"] == 5
+        assert hook.credit_notes.delete(5)["vis_state"] == VisState.DELETED
+    assert created.last_request.json() == {"credit_note": {"clientid": 88001, "credit_type": "goodwill"}}
+    assert deleted.last_request.json() == {"credit_note": {"vis_state": 1}}
+
+
 def test_methods_the_pair_still_calls_answer_like_the_resources(make_hook):
     # pairs/freshbooks_to_bill.py keeps calling these until the engine rewrite switches to the resources.
     hook = make_hook()
