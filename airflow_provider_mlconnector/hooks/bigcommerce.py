@@ -170,6 +170,11 @@ class BigCommerceHook(MLConnectorHook):
             client_secret=str(secret) if secret else None,
         )
 
+    @property
+    def tenant(self) -> str:
+        """The store hash: every order, customer and product id is unique only within its store."""
+        return self.config.store_hash
+
     def build_client(self) -> ApiClient:
         cfg = self.config
         return ApiClient(
@@ -197,6 +202,7 @@ class BigCommerceHook(MLConnectorHook):
         modified_since: datetime | None = None,
         status_id: int | None = None,
         customer_id: int | None = None,
+        email: str | None = None,
         page_size: int = PAGE_SIZE,
     ) -> Iterator[dict[str, Any]]:
         """Orders (v2 JSON), oldest id first, each once.
@@ -208,6 +214,7 @@ class BigCommerceHook(MLConnectorHook):
         :param modified_since: only orders modified at or after this aware datetime.
         :param status_id: only this status (one id; BigCommerce filters a single value).
         :param customer_id: only this customer's orders (0 = guests).
+        :param email: only orders whose billing e-mail is this one.
         :param page_size: orders per page, at most 250.
         """
         params: dict[str, Any] = {"sort": "id:asc"}
@@ -217,6 +224,8 @@ class BigCommerceHook(MLConnectorHook):
             params["status_id"] = status_id
         if customer_id is not None:
             params["customer_id"] = customer_id
+        if email is not None:
+            params["email"] = email
         seen: set[int] = set()
         for order in self._v2_pages("/v2/orders", params, page_size):
             if order["id"] not in seen:
@@ -305,6 +314,13 @@ class BigCommerceHook(MLConnectorHook):
             params["order_id:in"] = ",".join(str(int(i)) for i in order_ids)
         yield from self._v3_pages("/v3/orders/payment_actions/refunds", params)
 
+    def get_refund(self, refund_id: int) -> dict[str, Any]:
+        """One refund (v3); a missing refund raises ``NotFoundError``.
+
+        :param refund_id: the refund id.
+        """
+        return _unwrap(self.client.get_json(f"/v3/orders/payment_actions/refunds/{int(refund_id)}"))
+
     def create_refund_quote(self, order_id: int, items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """Price a refund and list the refund methods available (``refund_quotes``).
 
@@ -364,17 +380,32 @@ class BigCommerceHook(MLConnectorHook):
         paginator = CursorPaginator(token=_next_customer_cursor, token_param="after")  # noqa: S106 (a cursor, not a secret)
         yield from self.client.paginate("/v3/customers", paginator, params=params, records=_data_list)
 
+    def get_customers(self, customer_ids: Iterable[int]) -> list[dict[str, Any]]:
+        """The customers with these ids (v3 ``id:in``), in pages of 50 ids.
+
+        :param customer_ids: customer ids (0, a guest, is ignored).
+        """
+        wanted = sorted({int(i) for i in customer_ids if int(i)})
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(wanted), 50):
+            chunk = ",".join(str(i) for i in wanted[start : start + 50])
+            found.extend(self._v3_pages("/v3/customers", {"id:in": chunk}))
+        return found
+
     def iter_products(
-        self, *, modified_since: datetime | None = None, page_size: int = PAGE_SIZE
+        self, *, modified_since: datetime | None = None, sku: str | None = None, page_size: int = PAGE_SIZE
     ) -> Iterator[dict[str, Any]]:
         """Catalog products (v3).
 
         :param modified_since: only products modified at or after this aware datetime.
+        :param sku: only the product with this SKU.
         :param page_size: products per page, at most 250.
         """
         params: dict[str, Any] = {}
         if modified_since is not None:
             params["date_modified:min"] = _utc(modified_since).isoformat(timespec="seconds")
+        if sku is not None:
+            params["sku"] = sku
         yield from self._v3_pages("/v3/catalog/products", params, page_size)
 
     def _v3_pages(self, path: str, params: Mapping[str, Any], page_size: int = PAGE_SIZE) -> Iterator[dict[str, Any]]:
