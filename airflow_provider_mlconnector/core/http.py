@@ -28,6 +28,7 @@ import requests
 import tenacity
 from requests.adapters import HTTPAdapter
 
+from airflow_provider_mlconnector.core.fence import check_fence
 from airflow_provider_mlconnector.core.paging import PageGuard, Paginator
 from airflow_provider_mlconnector.core.secrets import SENSITIVE_WORDS, redact_text
 from airflow_provider_mlconnector.exceptions import (
@@ -256,6 +257,8 @@ class ApiClient:
             self.throttle.acquire()
         started = time.monotonic()
         try:
+            if call.write:
+                check_fence()  # after the throttle wait: a writer that lost its claim never sends
             response = self.session.send(prepared, timeout=self.timeout, allow_redirects=False)
         except requests.RequestException as exc:
             raise self._transport_error(call, exc) from None

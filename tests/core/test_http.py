@@ -269,3 +269,32 @@ def test_credential_renewal_never_waits_for_a_throttle_permit_it_holds(requests_
     for w in workers:
         w.join(timeout=10)
     assert results == [{"ok": True}] * 3, "workers deadlocked on the throttle during the login"
+
+
+def test_a_write_whose_claim_was_lost_during_a_429_wait_is_never_sent(requests_mock, sleeps):
+    from airflow_provider_mlconnector.core.fence import fenced
+    from airflow_provider_mlconnector.state.errors import ClaimLostError
+
+    requests_mock.post(f"{BASE}/bills", [{"status_code": 429, "headers": {"Retry-After": "1"}}, {"json": {"id": 1}}])
+    checks: list[int] = []
+
+    def still_ours() -> None:
+        checks.append(len(checks))
+        if len(checks) > 1:  # the lease ran out while the client waited out the 429
+            raise ClaimLostError("taken over")
+
+    with fenced(still_ours), pytest.raises(ClaimLostError):
+        client(sleeps).send_json("POST", "/bills", json={"n": 1})
+    assert requests_mock.call_count == 1  # the first attempt only: the retry never left
+
+
+def test_reads_are_not_fenced(requests_mock, sleeps):
+    from airflow_provider_mlconnector.core.fence import fenced
+
+    requests_mock.get(f"{BASE}/bills", json={"ok": 1})
+
+    def never() -> None:
+        raise AssertionError("a read must not check the fence")
+
+    with fenced(never):
+        assert client(sleeps).get_json("/bills") == {"ok": 1}
