@@ -168,6 +168,11 @@ class BambooHRHook(MLConnectorHook):
             token_url=str(token_url),
         )
 
+    @property
+    def tenant(self) -> str:
+        """The BambooHR company domain (``acme`` of acme.bamboohr.com): the tenant of every record."""
+        return self.config.company_domain
+
     def build_auth(self) -> ApiAuth:
         config = self.config
         if config.auth_type == "api_key":
