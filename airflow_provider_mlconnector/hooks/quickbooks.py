@@ -28,7 +28,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -38,6 +38,7 @@ import requests
 from airflow_provider_mlconnector.core.auth import RotatingOAuth, chain_key
 from airflow_provider_mlconnector.core.http import ApiClient, ErrorInfo, RetrySettings
 from airflow_provider_mlconnector.core.paging import OffsetPaginator
+from airflow_provider_mlconnector.core.resources import Record, Resource
 from airflow_provider_mlconnector.core.throttle import ConcurrencyLimit, SlidingWindowBudget, Throttles
 from airflow_provider_mlconnector.exceptions import (
     ConfigurationError,
@@ -65,6 +66,13 @@ THROTTLE_WAIT = 60.0
 MAX_RESULTS = 1000
 CDC_MAX_OBJECTS = 1000
 DUPLICATE_NAME = "6240"
+#: duplicate DocNumber (round-2 addendum 2.3: 6140; 6210 is "Account Period Closed").
+DUPLICATE_DOC_NUMBER = "6140"
+PERIOD_CLOSED = "6210"
+#: DocNumber of a PurchaseOrder or Bill: at most 21 characters.
+DOC_NUMBER_MAX = 21
+#: CompanyInfo ``NameValue`` ``OfferingSku`` values whose companies have purchase orders.
+PURCHASE_ORDER_PLANS = ("QuickBooks Online Plus", "QuickBooks Online Advanced")
 STALE_OBJECT = "5010"
 OBJECT_NOT_FOUND = "610"
 _REQUEST_IDS = uuid.UUID("4f0d6c2e-9a51-5b7e-8c3d-2e1f0a9b8c7d")
@@ -83,15 +91,12 @@ class QuickBooksConfig:
 
     realm_id: str
     client_id: str
-    client_secret: str
-    refresh_token: str | None
+    client_secret: str = field(repr=False)
+    refresh_token: str | None = field(repr=False)
     environment: str
     api_host: str
     token_url: str
-    webhook_verifier_token: str | None
-
-    def __repr__(self) -> str:
-        return f"QuickBooksConfig(realm_id={self.realm_id!r}, environment={self.environment!r}, api={self.api_host!r})"
+    webhook_verifier_token: str | None = field(repr=False)
 
 
 _THROTTLES: dict[str, Throttles] = {}
@@ -185,6 +190,82 @@ class _QueryPages(OffsetPaginator):
         return f"{self.statement} STARTPOSITION {self.offset} MAXRESULTS {self.size}"
 
 
+def _literal(value: Any) -> str:
+    """One value of a query condition: booleans and numbers bare, strings quoted and escaped."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return QuickBooksHook.quote(str(value))
+
+
+def where_clause(filters: Mapping[str, Any]) -> str | None:
+    """``A = 'x' AND B IN (true, false)`` from ``{"A": "x", "B": [True, False]}`` (no OR exists)."""
+    conditions = [
+        f"{name} IN ({', '.join(_literal(v) for v in value)})"
+        if isinstance(value, (list, tuple, set, frozenset))
+        else f"{name} = {_literal(value)}"
+        for name, value in filters.items()
+    ]
+    return " AND ".join(conditions) or None
+
+
+class QboEntity(Resource["QuickBooksHook"]):
+    """A QuickBooks entity (``Vendor``, ``PurchaseOrder``...): read by query, written by POST.
+
+    ``list(DisplayName="Acme")`` runs ``SELECT * FROM Vendor WHERE DisplayName = 'Acme'`` (quotes
+    escaped); a list value becomes ``IN (...)``. Inactive rows are left out unless ``Active`` is
+    filtered: ``list(Active=[True, False])`` reads both. ``create``/``update`` take ``request_id=``
+    (default: a hash of the body); ``update`` is sparse on the current SyncToken, re-read once when
+    stale. ``delete`` (``operation=delete``) needs the current SyncToken, read first.
+    """
+
+    def __init__(self, entity: str, **options: Any) -> None:
+        super().__init__(entity, id_field="Id", **options)
+
+    @property
+    def entity(self) -> str:
+        return self.path
+
+    def create(self, body: Mapping[str, Any], *, request_id: str | None = None, **path: Any) -> Record:
+        """Create one; ``request_id`` makes a retried POST replay the first answer."""
+        self._allow("create")
+        hook = self.hook
+        rid = request_id or hook._default_request_id(f"{self.entity.lower()}.create", body)
+        created: Record = hook._post(self.entity.lower(), body, rid)[self.entity]
+        return created
+
+    def update(
+        self,
+        record_id: Any,
+        changes: Mapping[str, Any],
+        *,
+        request_id: str | None = None,
+        current: Mapping[str, Any] | None = None,
+        **path: Any,
+    ) -> Record:
+        """Sparse update on the current SyncToken, re-read once if someone wrote meanwhile.
+
+        :param current: the record as just read (its SyncToken is used); read here when omitted.
+        """
+        self._allow("update")
+        base = current if current is not None else self.get(record_id)
+        return self.hook._sparse_update(self.entity, str(record_id), changes, str(base["SyncToken"]), request_id)
+
+    def _rows(self, path: str, filters: dict[str, Any], **options: Any) -> Iterator[Record]:
+        return self.hook.query_entities(self.entity, where_clause(filters))
+
+    def _get(self, path: str) -> Record:
+        return self.hook._read(self.entity, path.rsplit("/", 1)[-1])
+
+    def _delete(self, path: str) -> Record | None:
+        entity_id = path.rsplit("/", 1)[-1]
+        body = {"Id": entity_id, "SyncToken": str(self.hook._read(self.entity, entity_id)["SyncToken"])}
+        rid = self.hook._default_request_id(f"{self.entity.lower()}.delete", body)
+        deleted: Record = self.hook._post(self.entity.lower(), body, rid, {"operation": "delete"})[self.entity]
+        return deleted
+
+
 class QuickBooksHook(MLConnectorHook):
     """QuickBooks Online API hook (connection type ``quickbooks``).
 
@@ -205,6 +286,13 @@ class QuickBooksHook(MLConnectorHook):
     conn_type: ClassVar[str] = "quickbooks"
     hook_name: ClassVar[str] = "QuickBooks Online"
     default_host: ClassVar[str] = PRODUCTION_HOST
+    pool: ClassVar[str | None] = POOL
+    max_concurrency: ClassVar[int] = MAX_CONCURRENT
+
+    vendors = QboEntity("Vendor", filters="Id DisplayName Active")
+    purchase_orders = QboEntity("PurchaseOrder", delete="operation", filters="Id DocNumber")
+    bills = QboEntity("Bill", delete="operation", filters="Id DocNumber")
+    accounts = QboEntity("Account", verbs="list get", filters="Id AcctNum Name Active AccountType")
 
     def __init__(
         self,
@@ -257,6 +345,7 @@ class QuickBooksHook(MLConnectorHook):
             tokens=self.state.tokens,
             system=SYSTEM,
             credential_key=chain_key(config.client_id, config.refresh_token, config.realm_id),
+            conn_id=self.conn_id,
             expiry_margin=300.0,
             clock=self._clock,
         )
@@ -277,15 +366,22 @@ class QuickBooksHook(MLConnectorHook):
         client.session.params = {"minorversion": str(MINOR_VERSION)}
         return client
 
+    @property
+    def tenant(self) -> str:
+        """The realm (company) id: every mapping is scoped by it."""
+        return self.config.realm_id
+
     def test_connection(self) -> tuple[bool, str]:
-        """Read CompanyInfo and name the company reached."""
+        """Read CompanyInfo, name the company reached and warn when it cannot hold purchase orders."""
 
         def probe() -> str:
             info = self.get_company_info()
-            return (
+            reached = (
                 f"Connected to QuickBooks Online company '{info.get('CompanyName')}' "
                 f"(realm {self.config.realm_id}, {self.config.environment})"
             )
+            warning = purchase_order_warning(info)
+            return f"{reached}. Warning: {warning}" if warning else reached
 
         return self.connection_check(probe)
 
@@ -574,3 +670,28 @@ def _iso(moment: datetime) -> str:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.isoformat(timespec="seconds")
+
+
+def offering(company_info: Mapping[str, Any]) -> str | None:
+    """The plan (``OfferingSku`` of CompanyInfo's ``NameValue``), when QuickBooks says it."""
+    for item in company_info.get("NameValue") or []:
+        if isinstance(item, Mapping) and item.get("Name") == "OfferingSku":
+            return str(item.get("Value") or "") or None
+    return None
+
+
+def purchase_order_warning(company_info: Mapping[str, Any]) -> str | None:
+    """Why this company may refuse purchase orders, or None when its plan has them.
+
+    POs need QuickBooks Online Plus or Advanced *and* Settings > Expenses > "Use purchase orders";
+    the API exposes the plan, not the setting, and its error when POs are off is undocumented.
+    """
+    plan = offering(company_info)
+    if plan in PURCHASE_ORDER_PLANS:
+        return None
+    if plan is None:
+        return (
+            "QuickBooks did not say the plan; purchase orders need Plus or Advanced with "
+            "'Use purchase orders' turned on (or use the Bill mode)"
+        )
+    return f"the plan is {plan}: purchase orders need Plus or Advanced (or use the Bill mode)"

@@ -41,3 +41,8 @@ def iso_country(name: object) -> str:
         raise MappingError(
             f"country {text!r} is not a recognisable ISO 3166 country; fix the vendor's address", kind="invalid_country"
         ) from None
+
+
+def iso_alpha3(name: object) -> str:
+    """The alpha-3 code (``USA``) for a country name or code (QuickBooks addresses want alpha-3)."""
+    return str(pycountry.countries.get(alpha_2=iso_country(name)).alpha_3)
