@@ -28,9 +28,9 @@ from airflow_provider_mlconnector.hooks.bigcommerce import (
     REFUNDED,
     BigCommerceHook,
     payment_state,
-    verify_signature,
 )
 from airflow_provider_mlconnector.sandbox.bigcommerce import ACCESS_TOKEN, CLIENT_SECRET, BigCommerceSandbox
+from airflow_provider_mlconnector.webhooks import signatures
 
 UTC = timezone.utc
 MOCK_BASE = "https://api.bigcommerce.test/stores/summit7x"
@@ -110,7 +110,7 @@ def test_wrong_token_fails_fast_and_clearly_without_leaking_it(sandbox, make_hoo
     assert "wrong-token-ab12cd34ef56" not in message
     assert len(_requests(sandbox)) == 1  # a static token cannot be refreshed: no retry
     with pytest.raises(AuthError) as raised:
-        list(hook.iter_orders())
+        list(hook.orders.list())
     assert raised.value.renewable is False
     assert "wrong-token-ab12cd34ef56" not in str(raised.value) + (raised.value.body or "")
     assert "wrong-token-ab12cd34ef56" not in caplog.text and ACCESS_TOKEN not in caplog.text
@@ -151,12 +151,14 @@ def test_config_repr_hides_secrets(make_hook):
 
 def test_iter_orders_pages_to_the_end(sandbox, make_hook):
     hook = make_hook()
-    ids = [o["id"] for o in hook.iter_orders(page_size=4)]
+    hook.orders.page_size = 4
+    ids = [o["id"] for o in hook.orders.list()]
     assert ids == [100, 101, 102, 103, 104, 105, 106, 107]
     pages = _requests(sandbox, "/v2/orders")
     assert [p["status"] for p in pages] == [200, 200, 204]  # the 204 page ends the loop
     sandbox.control.clear_requests()
-    assert len(list(hook.iter_orders(page_size=3))) == 8
+    hook.orders.page_size = 3
+    assert len(list(hook.orders.list())) == 8
     assert [p["status"] for p in _requests(sandbox, "/v2/orders")] == [200, 200, 200]  # short page ends it
 
 
@@ -164,7 +166,7 @@ def test_paid_orders_and_payment_states(make_hook):
     hook = make_hook()
     assert {2, 3, 8, 9, 10, 11} == PAID_STATUS_IDS
     assert (PARTIALLY_REFUNDED, REFUNDED) == (14, 4)
-    states = {o["id"]: payment_state(o) for o in hook.iter_orders()}
+    states = {o["id"]: payment_state(o) for o in hook.orders.list()}
     assert states == {
         100: "paid",
         101: "paid",
@@ -177,17 +179,17 @@ def test_paid_orders_and_payment_states(make_hook):
     }
     since = datetime(2026, 10, 20, tzinfo=UTC)
     assert [o["id"] for o in hook.iter_paid_orders(modified_since=since)] == [102, 106, 107]
-    assert [o["id"] for o in hook.iter_orders(status_id=10)] == [100, 107]
+    assert [o["id"] for o in hook.orders.list(status_id=10)] == [100, 107]
     assert hook.count_orders(modified_since=since) == 6
     with pytest.raises(ConfigurationError, match="timezone-aware"):
-        list(hook.iter_orders(modified_since=datetime(2026, 10, 20)))
+        list(hook.orders.list(min_date_modified=datetime(2026, 10, 20)))
 
 
 def test_modified_since_is_sent_as_rfc2822_and_sorted_by_id(mock_hook):
     hook = mock_hook()
     with requests_mock.Mocker() as m:
         m.get(f"{MOCK_BASE}/v2/orders", status_code=204)
-        list(hook.iter_orders(modified_since=datetime(2026, 11, 1, 7, 30, tzinfo=UTC)))
+        list(hook.orders.list(min_date_modified=datetime(2026, 11, 1, 7, 30, tzinfo=UTC)))
         query = m.request_history[0].qs
     assert query["min_date_modified"] == ["sun, 01 nov 2026 07:30:00 +0000"]  # requests-mock lowercases
     assert query["sort"] == ["id:asc"] and query["limit"] == ["250"] and query["page"] == ["1"]
@@ -195,23 +197,30 @@ def test_modified_since_is_sent_as_rfc2822_and_sorted_by_id(mock_hook):
 
 def test_order_details_products_statuses_and_missing_order(make_hook):
     hook = make_hook()
-    assert hook.get_order(106)["refunded_amount"] == "70.1500"
-    assert [line["sku"] for line in hook.iter_order_products(100)] == ["SO-TENT-RL2P", "SO-ACC-TISTK8"]
-    assert {s["id"] for s in hook.get_order_statuses()} == set(range(15))
+    assert hook.orders.get(106)["refunded_amount"] == "70.1500"
+    assert [line["sku"] for line in hook.order_products.list(order_id=100)] == ["SO-TENT-RL2P", "SO-ACC-TISTK8"]
+    assert {s["id"] for s in hook.order_statuses.list()} == set(range(15))
     with pytest.raises(NotFoundError):
-        hook.get_order(4242)
+        hook.orders.get(4242)
+    with pytest.raises(TypeError, match="bigcommerce orders cannot create"):
+        hook.orders.create({"status_id": 1})  # the store is only ever a source
 
 
 def test_transactions_refunds_customers_products(make_hook):
     hook = make_hook()
-    assert [t["event"] for t in hook.iter_transactions(105)] == ["purchase", "refund"]
-    assert list(hook.iter_transactions(103)) == []  # 204
-    assert [r["id"] for r in hook.iter_order_refunds(106)] == [2]
-    assert [r["id"] for r in hook.iter_refunds(created_since=datetime(2026, 10, 28, tzinfo=UTC))] == [2]
-    assert [r["order_id"] for r in hook.iter_refunds(order_ids=[105])] == [105]
-    assert [c["id"] for c in hook.iter_customers(page_size=2)] == [1, 2, 3, 4, 5]
-    assert [c["id"] for c in hook.iter_customers(modified_since=datetime(2026, 11, 1, tzinfo=UTC))] == [5]
-    assert [p["sku"] for p in hook.iter_products(page_size=3)][-1] == "SO-FUEL-230"
+    assert [t["event"] for t in hook.transactions.list(order_id=105)] == ["purchase", "refund"]
+    assert list(hook.transactions.list(order_id=103)) == []  # 204
+    assert [r["id"] for r in hook.order_refunds.list(order_id=106)] == [2]
+    assert [r["id"] for r in hook.refunds.list(created__min=datetime(2026, 10, 28, tzinfo=UTC))] == [2]
+    assert [r["order_id"] for r in hook.refunds.list(order_id__in=[105])] == [105]
+    assert hook.refunds.get(2)["order_id"] == 106
+    hook.customers.page_size = 2
+    assert [c["id"] for c in hook.customers.list()] == [1, 2, 3, 4, 5]
+    assert [c["id"] for c in hook.customers.list(date_modified__min=datetime(2026, 11, 1, tzinfo=UTC))] == [5]
+    assert [c["id"] for c in hook.customers.list(id__in=[4, 2])] == [2, 4]
+    hook.products.page_size = 3
+    assert [p["sku"] for p in hook.products.list()][-1] == "SO-FUEL-230"
+    assert hook.products.find(sku="SO-FUEL-230")["sku"] == "SO-FUEL-230"
 
 
 # ---------------------------------------------------------------- quota
@@ -221,7 +230,8 @@ def test_quota_is_absorbed_without_a_single_429(sandbox, make_hook, fake_time):
     sandbox.control.switch("bigcommerce", "rate_limit_quota", 5)
     fake = fake_time(sandbox.control)
     hook = make_hook(fake=fake)
-    assert len(list(hook.iter_orders(page_size=1))) == 8  # 9 calls through a 5-call window
+    hook.orders.page_size = 1
+    assert len(list(hook.orders.list())) == 8  # 9 calls through a 5-call window
     assert _requests(sandbox, status=429) == []
     assert len(_requests(sandbox, "/v2/orders")) == 9
     waits = [s for s in fake.slept if s > 1]
@@ -335,7 +345,7 @@ def test_lost_refund_answer_is_never_resent(sandbox, make_hook):
             [{"provider_id": "custom", "amount": 20, "offline": True}],
         )
     assert len(_requests(sandbox, "/v3/orders/{order_id:int}/payment_actions/refunds")) == 1
-    assert [r["total_amount"] for r in hook.iter_order_refunds(102)] == [20]  # committed exactly once
+    assert [r["total_amount"] for r in hook.order_refunds.list(order_id=102)] == [20]  # committed exactly once
 
 
 # ---------------------------------------------------------------- webhooks
@@ -366,19 +376,19 @@ def test_webhook_registration_reuse_and_reactivation(sandbox, make_hook):
     created = hook.ensure_webhook("store/order/statusUpdated", "http://127.0.0.1:9/hooks", headers={"X-Key": "k1"})
     assert created["is_active"] is True and created["headers"] == {"X-Key": "k1"}
     again = hook.ensure_webhook("store/order/statusUpdated", "http://127.0.0.1:9/hooks", headers={"X-Key": "k1"})
-    assert again["id"] == created["id"] and len(hook.list_webhooks()) == 1
+    assert again["id"] == created["id"] and len(list(hook.webhooks.list())) == 1
     requests.post(f"{sandbox.url}/bigcommerce/_sandbox/hooks/{created['id']}/deactivate", timeout=5).raise_for_status()
-    assert hook.get_webhook(created["id"])["is_active"] is False
+    assert hook.webhooks.get(created["id"])["is_active"] is False
     revived = hook.ensure_webhook("store/order/statusUpdated", "http://127.0.0.1:9/hooks", headers={"X-Key": "k2"})
     assert revived["is_active"] is True and revived["headers"] == {"X-Key": "k2"}
-    assert hook.reactivate_webhook(created["id"])["is_active"] is True
-    hook.delete_webhook(created["id"])
-    assert hook.list_webhooks() == []
+    assert hook.webhooks.update(created["id"], {"is_active": True})["is_active"] is True
+    hook.webhooks.delete(created["id"])
+    assert list(hook.webhooks.list()) == []
 
 
 def test_webhook_https_rule_is_a_record_rejection(make_hook):
     with pytest.raises(RecordRejectedError, match="https"):
-        make_hook().create_webhook("store/order/created", "http://127.0.0.1:9/hooks")
+        make_hook().ensure_webhook("store/order/created", "http://127.0.0.1:9/hooks")
 
 
 def test_delivered_webhooks_verify_with_the_client_secret(sandbox, make_hook):
@@ -386,7 +396,7 @@ def test_delivered_webhooks_verify_with_the_client_secret(sandbox, make_hook):
     receiver = _Receiver()
     try:
         hook = make_hook()
-        hook.create_webhook("store/order/*", receiver.url)
+        hook.ensure_webhook("store/order/*", receiver.url)
         requests.put(
             f"{sandbox.url}/bigcommerce/stores/summit7x/v2/orders/103",
             json={"status_id": 11},
@@ -398,11 +408,31 @@ def test_delivered_webhooks_verify_with_the_client_secret(sandbox, make_hook):
             time.sleep(0.02)
         body, headers = receiver.received[1]
         assert json.loads(body)["data"]["status"] == {"previous_status_id": 1, "new_status_id": 11}
-        sandbox_now = sandbox.sandbox.ctx.clock.now()  # deliveries are stamped with the sandbox clock
-        assert hook.verify_webhook(body, headers, now=sandbox_now) is True
-        assert hook.verify_webhook(body.replace(b"11", b"10"), headers, now=sandbox_now) is False
-        assert verify_signature(CLIENT_SECRET, body, headers, now=sandbox_now + 3600) is False  # replayed later
-        assert verify_signature("another-secret", body, headers, now=sandbox_now) is False
-        assert verify_signature(CLIENT_SECRET, body, {}) is False
+        signed = {k.lower(): v for k, v in headers.items()}
+        stamp = (signed["webhook-id"], signed["webhook-timestamp"])
+
+        def verified(secret: str, raw: bytes) -> bool:  # the receiver's verifier (webhooks/signatures.py)
+            return signatures.standard_webhooks(secret, *stamp, raw, signed["webhook-signature"])
+
+        assert verified(CLIENT_SECRET, body) is True
+        assert verified(CLIENT_SECRET, body.replace(b"11", b"10")) is False
+        assert verified("another-secret", body) is False
     finally:
         receiver.server.shutdown()
+
+
+def test_methods_the_pair_still_calls_answer_like_the_resources(make_hook):
+    # pairs/bigcommerce_to_freshbooks.py keeps calling these until it switches to the resources.
+    hook = make_hook()
+    since = datetime(2026, 10, 20, tzinfo=UTC)
+    assert list(hook.iter_orders(modified_since=since)) == list(hook.orders.list(min_date_modified=since))
+    email = hook.orders.get(100)["billing_address"]["email"]
+    assert [o["id"] for o in hook.iter_orders(email=email)] == [o["id"] for o in hook.orders.list(email=email)]
+    assert hook.get_order(100) == hook.orders.get(100)
+    assert list(hook.iter_order_products(100)) == list(hook.order_products.list(order_id=100))
+    assert list(hook.iter_transactions(105)) == list(hook.transactions.list(order_id=105))
+    assert list(hook.iter_order_refunds(106)) == list(hook.order_refunds.list(order_id=106))
+    assert list(hook.iter_refunds(created_since=since)) == list(hook.refunds.list(created__min=since))
+    assert hook.get_refund(2) == hook.refunds.get(2)
+    assert [c["id"] for c in hook.get_customers([0, 3, 1, 3])] == [1, 3]
+    assert [p["sku"] for p in hook.iter_products(sku="SO-FUEL-230")] == ["SO-FUEL-230"]
