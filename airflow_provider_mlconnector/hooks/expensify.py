@@ -45,6 +45,8 @@ EXPORT_STATES: tuple[str, ...] = ("APPROVED", "REIMBURSED")
 RATE_WINDOWS: tuple[tuple[int, float], ...] = ((5, 10.5), (20, 61.0))
 #: Wait after a 429 without Retry-After (Expensify rarely sends one): the short window, plus slack.
 RATE_LIMIT_PAUSE = 12.0
+#: The label reports get once written to the target, unless the connection's ``export_label`` names one.
+DEFAULT_EXPORT_LABEL = "ml-connector"
 #: responseCodes meaning "these partner credentials are not accepted".
 AUTH_CODES = frozenset({401, 407})
 
@@ -103,13 +105,14 @@ class ExpensifyConfig:
     partner_user_secret: str = field(repr=False)
     policy_id: str | None = None
     test_report_prefix: str | None = None
+    export_label: str = DEFAULT_EXPORT_LABEL
 
 
 class ExpensifyHook(MLConnectorHook):
     """Expensify Integration Server hook (connection type ``expensify``).
 
     :param conn_id: Airflow connection id (login = partnerUserID, password = partnerUserSecret,
-        extras ``policy_id`` and optional ``test_report_prefix``).
+        extras ``policy_id``, optional ``test_report_prefix`` and ``export_label``).
     :param state_store: the state store (unused by Expensify's static credentials; accepted for symmetry).
     :param retry: retry policy of every job.
     :param sleep: how to wait (tests inject a fake that advances a fake clock).
@@ -143,7 +146,7 @@ class ExpensifyHook(MLConnectorHook):
         conn = self.connection
         secret = self.require(conn.password, "password (partnerUserSecret)")
         mask(secret)
-        extras = {name: self.extra(name) for name in ("policy_id", "test_report_prefix")}
+        extras = {name: self.extra(name) for name in ("policy_id", "test_report_prefix", "export_label")}
         prefix = extras["test_report_prefix"]
         return ExpensifyConfig(
             base_url=self.host_url(),
@@ -151,7 +154,13 @@ class ExpensifyHook(MLConnectorHook):
             partner_user_secret=secret,
             policy_id=str(extras["policy_id"]) if extras["policy_id"] else None,
             test_report_prefix=str(prefix) if prefix else None,
+            export_label=str(extras["export_label"] or DEFAULT_EXPORT_LABEL),
         )
+
+    @property
+    def tenant(self) -> str:
+        """The policy (workspace) whose reports this connection reads; the partner user without one."""
+        return self.config.policy_id or self.config.partner_user_id
 
     def build_client(self) -> ApiClient:
         return ApiClient(
@@ -403,7 +412,8 @@ def _classify(code: int, message: str) -> ErrorInfo:
     text = message or f"responseCode {code}"
     if code in AUTH_CODES or (code == 500 and "authenticate" in text.lower()):
         return ErrorInfo(
-            message=f"Expensify rejected the partner credentials ({text}); check partnerUserID/partnerUserSecret",
+            message=f"Expensify rejected the partner credentials ({text}); "
+            "check the partnerUserID (login) and the partnerUserSecret (password)",
             code=str(code),
             kind="auth_fatal",
         )

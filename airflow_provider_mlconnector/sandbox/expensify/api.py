@@ -35,7 +35,7 @@ from airflow_provider_mlconnector.sandbox.expensify.backend import (
     Report,
     ValidationFailed,
 )
-from airflow_provider_mlconnector.sandbox.expensify.demo import demo_fixture
+from airflow_provider_mlconnector.sandbox.expensify.demo import demo_fixture, story_as_of
 
 JOB_PATH = "/Integration-Server/ExpensifyIntegrations"
 RATE_LIMITED_MESSAGE = (
@@ -97,7 +97,8 @@ class ExpensifySandbox(SystemSandbox):
         return JSONResponse({"responseMessage": "Internal server error", "responseCode": 500}, status_code=500)
 
     def demo_fixture(self) -> dict[str, Any]:
-        return demo_fixture()
+        today = datetime.fromtimestamp(self.now(), tz=timezone.utc).date()
+        return story_as_of(demo_fixture(), today)
 
     def seed(self, fixture: dict[str, Any]) -> None:
         backend = self.backend

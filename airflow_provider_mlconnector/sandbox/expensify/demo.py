@@ -14,7 +14,14 @@ R00D2yU5iO8E    November Supplies                    OPEN        not submitted: 
 R00E6tR3eW2F    Client Appreciation Gifts            APPROVED    one expense in "Client Gifts" (no GL)
 R00F1qA9sD7G    TEST - Sandbox Sync Check            APPROVED    the test-report-prefix feature
 R00G4hJ6kL0H    Toronto Pitch Trip                   APPROVED    a CAD expense converted to USD
+R00H8cN2vB5J    Berlin Partner Workshop              APPROVED    a EUR report: never converted 1:1
+R00J5mK7nQ3W    September Software Renewals          APPROVED    company card only: expenses, no bill
 ==============  ===================================  ==========  =====================================
+
+Company card (non-reimbursable) expenses: Figma in R00A7kQ2mX1B, Canva in R00G4hJ6kL0H and both
+September renewals; the Google Ads one is in "Digital Ads", whose GL code 6030 is the only link to
+the FreshBooks "Advertising" category. The two September reports are older than the hook tests'
+October anchor on purpose.
 
 Two edits a mapper must honour: the Staples expense in R00A7kQ2mX1B was edited from 42.17 to
 39.17 (``modifiedAmount`` 3917 wins over ``amount``) and the Meta expense in R00B3nV8pL4C was
@@ -24,10 +31,14 @@ the effective amount in the report currency, and the report ``total`` is their s
 
 from __future__ import annotations
 
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from airflow_provider_mlconnector.sandbox.expensify.backend import POLICY_ID, POLICY_NAME
 
+#: The day the story is told: its dates are written as seen that day (tests run the sandbox clock
+#: there) and shifted to the sandbox's today when seeded (see :func:`story_as_of`).
+STORY_DAY = date(2026, 11, 21)
 DOMAIN = "brightside-marketing.example"
 MANAGER = f"nora.ellison@{DOMAIN}"
 
@@ -60,6 +71,7 @@ def demo_fixture() -> dict[str, Any]:
                     _category("Office Supplies", "6040"),
                     _category("Meals & Entertainment", "6050", comments=True),
                     _category("Client Gifts", ""),
+                    _category("Digital Ads", "6030"),
                     _category("Entertainment (retired)", "6050", enabled=False),
                 ],
                 "tags": [
@@ -122,7 +134,13 @@ def demo_fixture() -> dict[str, Any]:
                         comment="Returned one toner cartridge",
                     ),
                     _expense(
-                        "4056343049275634496", "Figma", 4500, "2026-10-20", "Software & Subscriptions", tag="Internal"
+                        "4056343049275634496",
+                        "Figma",
+                        4500,
+                        "2026-10-20",
+                        "Software & Subscriptions",
+                        tag="Internal",
+                        reimbursable=False,
                     ),
                 ],
             ),
@@ -255,7 +273,64 @@ def demo_fixture() -> dict[str, Any]:
                         billable=True,
                     ),
                     _expense(
-                        "4056343049275634551", "Canva", 1499, "2026-11-13", "Software & Subscriptions", tag="Internal"
+                        "4056343049275634551",
+                        "Canva",
+                        1499,
+                        "2026-11-13",
+                        "Software & Subscriptions",
+                        tag="Internal",
+                        reimbursable=False,
+                    ),
+                ],
+            ),
+            _report(
+                "R00H8cN2vB5J",
+                "Berlin Partner Workshop",
+                f"june.park@{DOMAIN}",
+                "APPROVED",
+                currency="EUR",
+                created="2026-09-21 09:30:00",
+                submitted="2026-09-22 18:12:40",
+                approved="2026-09-25 08:45:00",
+                expenses=[
+                    _expense(
+                        "4056343049275634560",
+                        "Hotel Oderberger",
+                        31800,
+                        "2026-09-18",
+                        "Meals & Entertainment",
+                        currency="EUR",
+                        tag="Harbor Health",
+                        comment="Workshop venue and lunch",
+                    ),
+                ],
+            ),
+            _report(
+                "R00J5mK7nQ3W",
+                "September Software Renewals",
+                f"rafael.costa@{DOMAIN}",
+                "APPROVED",
+                created="2026-09-28 10:00:00",
+                submitted="2026-09-29 09:15:00",
+                approved="2026-09-30 16:40:00",
+                expenses=[
+                    _expense(
+                        "4056343049275634570",
+                        "Adobe Creative Cloud",
+                        8999,
+                        "2026-09-27",
+                        "Software & Subscriptions",
+                        tag="Internal",
+                        reimbursable=False,
+                    ),
+                    _expense(
+                        "4056343049275634571",
+                        "Google Ads",
+                        25000,
+                        "2026-09-26",
+                        "Digital Ads",
+                        tag="NWC Fall Launch 2026",
+                        reimbursable=False,
                     ),
                 ],
             ),
@@ -286,6 +361,7 @@ def _report(
     submitted: str = "",
     approved: str = "",
     reimbursed: str = "",
+    currency: str = "USD",
 ) -> dict[str, Any]:
     account_id = next(a for _, _, e, a in PEOPLE if e == email)
     return {
@@ -296,7 +372,7 @@ def _report(
         "accountID": account_id,
         "managerEmail": MANAGER if submitted else "",
         "state": state,
-        "currency": "USD",
+        "currency": currency,
         "created": created,
         "submitted": submitted,
         "approved": approved,
@@ -321,6 +397,7 @@ def _expense(
     receipt: str = "",
     modified_amount: int | None = None,
     modified_merchant: str = "",
+    reimbursable: bool = True,
 ) -> dict[str, Any]:
     return {
         "transactionID": transaction_id,
@@ -337,4 +414,29 @@ def _expense(
         "receipt_url": receipt,
         "modified_amount": modified_amount,
         "modified_merchant": modified_merchant,
+        "reimbursable": reimbursable,
     }
+
+
+def story_as_of(fixture: dict[str, Any], today: date) -> dict[str, Any]:
+    """The fixture with every report and expense date moved by ``today - STORY_DAY``.
+
+    The exporter only reaches a year back: a story pinned to calendar dates would fall out of it.
+    """
+    shift = today - STORY_DAY
+    if not shift:
+        return fixture
+    for report in fixture.get("reports", []):
+        for name in ("created", "submitted", "approved", "reimbursed"):
+            report[name] = _shifted(report.get(name, ""), shift)
+        for expense in report.get("expenses", []):
+            expense["created"] = _shifted(expense["created"], shift)
+    return fixture
+
+
+def _shifted(stamp: str, shift: timedelta) -> str:
+    if not stamp:
+        return stamp
+    if len(stamp) == 10:
+        return (date.fromisoformat(stamp) + shift).isoformat()
+    return (datetime.fromisoformat(stamp) + shift).strftime("%Y-%m-%d %H:%M:%S")
