@@ -114,7 +114,7 @@ def test_revoked_account_via_expired_auth_fault(sandbox, store):
 def test_v2_orders_money_strings_dates_and_statuses(store):
     orders = requests.get(f"{store}/v2/orders", headers=AUTH, timeout=5).json()
     by_id = {o["id"]: o for o in orders}
-    assert sorted(by_id) == [100, 101, 102, 103, 104, 105, 106, 107]  # 108 is Incomplete: hidden
+    assert sorted(by_id) == [100, 101, 102, 103, 104, 105, 106, 107, 109, 110, 111, 112, 113]  # 108: Incomplete
     first = by_id[100]
     assert first["total_inc_tax"] == "431.5800" and first["subtotal_ex_tax"] == "388.5000"
     assert first["total_tax"] == "31.0800" and first["shipping_cost_inc_tax"] == "12.0000"
@@ -130,6 +130,11 @@ def test_v2_orders_money_strings_dates_and_statuses(store):
         105: 4,
         106: 14,
         107: 10,
+        109: 11,
+        110: 10,
+        111: 9,
+        112: 14,
+        113: 6,
     }
     assert by_id[105]["refunded_amount"] == by_id[105]["total_inc_tax"] == "159.6200"
     assert by_id[106]["refunded_amount"] == "70.1500"
@@ -145,10 +150,10 @@ def test_v2_order_filters_accept_rfc2822_and_iso8601(store):
 
     rfc = ids({"min_date_modified": "Sun, 01 Nov 2026 00:00:00 +0000"})
     iso = ids({"min_date_modified": "2026-10-31T19:00:00.000-05:00"})
-    assert rfc == iso == [102, 103, 104, 107]
-    assert ids({"status_id": 10}) == [100, 107]
-    assert ids({"status_id": 10, "min_date_modified": "2026-11-01"}) == [107]
-    assert ids({"sort": "date_created:desc", "limit": 2}) == [104, 103]
+    assert rfc == iso == [102, 103, 104, 107, 109, 110, 111, 112, 113]
+    assert ids({"status_id": 10}) == [100, 107, 110]
+    assert ids({"status_id": 10, "min_date_modified": "2026-11-01"}) == [107, 110]
+    assert ids({"sort": "date_created:desc", "limit": 2}) == [113, 112]
     bad = requests.get(f"{store}/v2/orders", params={"min_date_modified": "yesterday"}, headers=AUTH, timeout=5)
     assert bad.status_code == 400 and bad.json()[0]["status"] == 400
 
@@ -156,9 +161,9 @@ def test_v2_order_filters_accept_rfc2822_and_iso8601(store):
 def test_v2_paging_ends_with_204_and_limit_above_250_is_413(store):
     pages = []
     for page in range(1, 5):
-        response = requests.get(f"{store}/v2/orders", params={"page": page, "limit": 3}, headers=AUTH, timeout=5)
+        response = requests.get(f"{store}/v2/orders", params={"page": page, "limit": 5}, headers=AUTH, timeout=5)
         pages.append(response)
-    assert [len(r.json()) for r in pages[:3]] == [3, 3, 2]
+    assert [len(r.json()) for r in pages[:3]] == [5, 5, 3]
     assert pages[3].status_code == 204 and pages[3].content == b""
     too_big = requests.get(f"{store}/v2/orders", params={"limit": 251}, headers=AUTH, timeout=5)
     assert too_big.status_code == 413 and too_big.json()[0]["status"] == 413
@@ -170,8 +175,8 @@ def test_v2_single_order_count_products_and_statuses(store):
     assert missing.status_code == 404
     assert missing.json() == [{"status": 404, "message": "The requested resource was not found."}]
     count = requests.get(f"{store}/v2/orders/count", headers=AUTH, timeout=5).json()
-    assert count["count"] == 8
-    assert next(s for s in count["statuses"] if s["id"] == 10)["count"] == 2
+    assert count["count"] == 13
+    assert next(s for s in count["statuses"] if s["id"] == 10)["count"] == 3
     lines = requests.get(f"{store}/v2/orders/106/products", headers=AUTH, timeout=5).json()
     assert [line["sku"] for line in lines] == ["SO-TENT-RL2P", "SO-STOVE-AMC", "SO-ACC-TISTK8"]
     stove = lines[1]
@@ -196,8 +201,8 @@ def test_v2_order_create_and_update(store):
     )
     assert created.status_code == 201
     order = created.json()
-    assert order["id"] == 109 and order["total_inc_tax"] == "23.8500"
-    txns = requests.get(f"{store}/v3/orders/109/transactions", headers=AUTH, timeout=5).json()["data"]
+    assert order["id"] == 114 and order["total_inc_tax"] == "23.8500"
+    txns = requests.get(f"{store}/v3/orders/114/transactions", headers=AUTH, timeout=5).json()["data"]
     assert txns[0]["event"] == "purchase" and txns[0]["amount"] == 23.85
     updated = requests.put(f"{store}/v2/orders/109", json={"status_id": 2}, headers=AUTH, timeout=5).json()
     assert updated["status_id"] == 2 and updated["date_shipped"]
@@ -251,14 +256,14 @@ def test_refund_listing_per_order_and_store_wide(store):
     per_order = requests.get(f"{store}/v3/orders/106/payment_actions/refunds", headers=AUTH, timeout=5).json()
     assert [(r["id"], r["total_amount"], r["total_tax"]) for r in per_order["data"]] == [(2, 70.15, 5.2)]
     everything = requests.get(f"{store}/v3/orders/payment_actions/refunds", headers=AUTH, timeout=5).json()
-    assert [r["order_id"] for r in everything["data"]] == [105, 106]
+    assert [r["order_id"] for r in everything["data"]] == [105, 106, 112]
     recent = requests.get(
         f"{store}/v3/orders/payment_actions/refunds",
         params={"created:min": "2026-10-28T00:00:00+00:00"},
         headers=AUTH,
         timeout=5,
     ).json()
-    assert [r["id"] for r in recent["data"]] == [2]
+    assert [r["id"] for r in recent["data"]] == [2, 3]
     assert (
         requests.get(f"{store}/v3/orders/payment_actions/refunds/1", headers=AUTH, timeout=5)
         .json()["data"]["reason"]
@@ -491,7 +496,7 @@ def test_refund_webhook_and_switchable_signature_header_names(sandbox, store, re
     delivery = receiver.wait_for(1)[0]
     payload = json.loads(delivery["body"])
     assert payload["scope"] == "store/order/refund/created"
-    assert payload["data"] == {"type": "order", "id": 100, "refund": {"refund_id": 3}}
+    assert payload["data"] == {"type": "order", "id": 100, "refund": {"refund_id": 4}}
     assert "X-BC-Signature" in delivery["headers"] or "x-bc-signature" in {k.lower() for k in delivery["headers"]}
 
 
@@ -527,3 +532,39 @@ def test_generate_counts(sandbox, store):
     for order in state["orders"].values():
         if order["status_id"] == 4:
             assert order["refunded_amount"] == order["total_inc_tax"]
+
+
+# ------------------------------------------------------------------ the BigCommerce -> FreshBooks story
+
+
+def test_a_multi_currency_order_names_its_transactional_and_display_currencies(store):
+    order = requests.get(f"{store}/v2/orders/111", headers=AUTH, timeout=5).json()
+    assert (order["currency_code"], order["default_currency_code"], order["store_default_currency_code"]) == (
+        "USD",
+        "EUR",
+        "USD",
+    )
+    txns = requests.get(f"{store}/v3/orders/111/transactions", headers=AUTH, timeout=5).json()["data"]
+    assert [(t["event"], t["currency"]) for t in txns] == [("purchase", "EUR")]
+
+
+def test_a_custom_product_line_may_have_no_sku_and_a_store_credit_refund_leaves_no_refund_transaction(store):
+    lines = requests.get(f"{store}/v2/orders/110/products", headers=AUTH, timeout=5).json()
+    assert [(line["product_id"], line["sku"]) for line in lines] == [(83, "SO-ACC-TISTK8"), (0, "")]
+    (refund,) = requests.get(f"{store}/v3/orders/112/payment_actions/refunds", headers=AUTH, timeout=5).json()["data"]
+    assert [(p["provider_id"], p["offline"]) for p in refund["payments"]] == [("storecredit", True)]
+    txns = requests.get(f"{store}/v3/orders/112/transactions", headers=AUTH, timeout=5).json()["data"]
+    assert [t["event"] for t in txns] == ["purchase"]
+
+
+def test_catalog_products_are_created_and_updated_with_unique_skus(store):
+    body = {"name": "Trail Mug", "type": "physical", "weight": 1, "price": 14.5, "sku": "SO-ACC-MUG"}
+    created = requests.post(f"{store}/v3/catalog/products", json=body, headers=AUTH, timeout=5)
+    assert created.status_code == 200 and created.json()["data"]["sku"] == "SO-ACC-MUG"
+    taken = requests.put(f"{store}/v3/catalog/products/83", json={"sku": "SO-TENT-RL2P"}, headers=AUTH, timeout=5)
+    assert taken.status_code == 409
+    moved = requests.put(f"{store}/v3/catalog/products/77", json={"sku": "SO-TENT-RL2P-V2"}, headers=AUTH, timeout=5)
+    assert moved.json()["data"]["sku"] == "SO-TENT-RL2P-V2"
+    assert requests.put(f"{store}/v3/catalog/products/83", json={"sku": "SO-TENT-RL2P"}, headers=AUTH, timeout=5).ok
+    missing = requests.post(f"{store}/v3/catalog/products", json={"name": "x"}, headers=AUTH, timeout=5)
+    assert missing.status_code == 422

@@ -544,6 +544,47 @@ def test_invoices_are_created_as_draft_and_marked_sent(fb):
     assert deleted["vis_state"] == 1
 
 
+def _invoice(fb, number, lines=None):
+    body = {"customerid": 88002, "create_date": "2026-11-20", "invoice_number": number}
+    body["lines"] = lines or [{"name": "Workshop", "qty": 1, "unit_cost": {"amount": "10", "code": "USD"}}]
+    return fb.post(f"{ACCOUNT}/invoices/invoices", {"invoice": body})
+
+
+def test_an_invoice_number_is_never_used_twice_not_even_after_a_delete(sandbox, fb):
+    first = result(_invoice(fb, "SO-100"), "invoice")
+    fb.delete(f"{ACCOUNT}/invoices/invoices/{first['id']}")
+    again = _invoice(fb, "SO-100")
+    assert again.status_code == 422 and errors(again)[0]["field"] == "invoice_number"
+    deleted = result(
+        fb.get(f"{ACCOUNT}/invoices/invoices", **{"search[invoice_number]": "SO-100", "search[vis_state]": 1}),
+        "invoices",
+    )
+    assert [i["id"] for i in deleted] == [first["id"]]
+    sandbox.control.switch("freshbooks", "unique_invoice_numbers", False)
+    assert _invoice(fb, "SO-100").status_code == 200
+
+
+def test_negative_invoice_lines_are_accepted_unless_switched_off(sandbox, fb):
+    lines = [
+        {"name": "Tent", "qty": 1, "unit_cost": {"amount": "100", "code": "USD"}},
+        {"name": "Refund 7", "qty": 1, "unit_cost": {"amount": "-40", "code": "USD"}},
+    ]
+    assert result(_invoice(fb, "N-1", lines), "invoice")["amount"]["amount"] == "60.00"
+    sandbox.control.switch("freshbooks", "negative_line_amounts", False)
+    assert _invoice(fb, "N-2", lines).status_code == 422
+
+
+def test_items_are_searched_by_exact_sku_and_credit_notes_are_stored(fb):
+    for sku in ("SO-TENT", "SO-TENT-2"):
+        result(fb.post(f"{ACCOUNT}/items/items", {"item": {"name": sku, "sku": sku}}), "item")
+    found = result(fb.get(f"{ACCOUNT}/items/items", **{"search[sku]": "SO-TENT"}), "items")
+    assert [i["sku"] for i in found] == ["SO-TENT"]
+    body = {"clientid": 88002, "credit_number": "100-R3", "currency_code": "USD", "lines": [{"name": "Refund 3"}]}
+    note = result(fb.post(f"{ACCOUNT}/credit_notes/credit_notes", {"credit_note": body}), "credit_note")
+    listed = result(fb.get(f"{ACCOUNT}/credit_notes/credit_notes"), "credit_notes")
+    assert [c["credit_number"] for c in listed] == ["100-R3"] and note["creditid"] == note["id"]
+
+
 def test_reference_lists_and_their_envelopes(fb):
     categories = result(fb.get(f"{ACCOUNT}/expenses/categories"), "categories")
     assert [(c["id"], c["category"]) for c in categories][:2] == [

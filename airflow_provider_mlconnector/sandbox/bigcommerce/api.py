@@ -61,6 +61,9 @@ V2_SORT_KEYS = frozenset(
     {"id", "customer_id", "date_created", "date_modified", "status_id", "channel_id", "external_id"}
 )
 FOUR = Decimal("0.0001")
+#: The store's default currency, and its rate to the transactional currencies the demo sells in.
+STORE_CURRENCY = "USD"
+EXCHANGE_RATES = {"EUR": "0.9200000000", "CAD": "1.3600000000"}
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -176,17 +179,21 @@ class BigCommerceSandbox(SystemSandbox):
             billing_address=dict(raw["billing_address"]),
             shipping_cost_ex_tax=Decimal(str(raw.get("shipping_cost_ex_tax", "0"))),
             payment_method=raw.get("payment_method", "Credit Card"),
+            currency_code=raw.get("currency", STORE_CURRENCY),
+            display_currency_code=raw.get("display_currency", ""),
         )
         for line in raw["lines"]:
-            product = backend.products[int(line["product_id"])]
-            price = Decimal(str(line.get("price", product.price)))
+            # A catalog line names its product; a custom line (product_id 0) brings its own name,
+            # price and, maybe, no SKU at all (BigCommerce allows custom products without one).
+            product = backend.products.get(int(line.get("product_id", 0)))
+            price = Decimal(str(line.get("price", product.price if product else "0")))
             order.lines.append(
                 OrderLine(
                     id=backend.next_id("line"),
                     order_id=order.id,
-                    product_id=product.id,
-                    name=product.name,
-                    sku=product.sku,
+                    product_id=product.id if product else 0,
+                    name=product.name if product else str(line["name"]),
+                    sku=product.sku if product else str(line.get("sku", "")),
                     quantity=int(line["quantity"]),
                     base_price=price,
                     price_tax=cents(price * rate),
@@ -210,13 +217,14 @@ class BigCommerceSandbox(SystemSandbox):
             items.append(item)
         modified = order.date_modified
         quote = backend.create_refund_quote(order.id, {"items": items})
-        gateway = quote["refund_methods"][0][0]["provider_id"]
+        # The first refund method is the original gateway; a fixture may refund to store credit.
+        provider = raw.get("provider") or quote["refund_methods"][0][0]["provider_id"]
         refund = backend.create_refund(
             order.id,
             {
                 "items": items,
                 "reason": raw.get("reason", ""),
-                "payments": [{"provider_id": gateway, "amount": str(quote["total_refund_amount"]), "offline": False}],
+                "payments": [{"provider_id": provider, "amount": str(quote["total_refund_amount"])}],
             },
         )
         refund.created = _ts(raw["created"]) if "created" in raw else modified
@@ -344,6 +352,8 @@ class BigCommerceSandbox(SystemSandbox):
             self._route(f"{store}/v3/orders/payment_actions/refunds/{{refund_id:int}}", v3, self._get_refund),
             self._route(f"{store}/v3/customers", v3, self._list_customers),
             self._route(f"{store}/v3/catalog/products", v3, self._list_products),
+            self._route(f"{store}/v3/catalog/products", v3, self._create_product, "POST"),
+            self._route(f"{store}/v3/catalog/products/{{product_id:int}}", v3, self._update_product, "PUT"),
             self._route(f"{store}/v3/hooks", v3, self._list_hooks),
             self._route(f"{store}/v3/hooks", v3, self._create_hook, "POST"),
             self._route(f"{store}/v3/hooks/{{hook_id:int}}", v3, self._get_hook),
@@ -701,6 +711,18 @@ class BigCommerceSandbox(SystemSandbox):
                 }
             )
 
+    async def _create_product(self, request: Request) -> Response:
+        body = await _json_body(request)
+        with self.lock:
+            product = self.backend.create_product(body)
+            return JSONResponse({"data": product_v3(product), "meta": {}}, status_code=200)
+
+    async def _update_product(self, request: Request) -> Response:
+        body = await _json_body(request)
+        with self.lock:
+            product = self.backend.update_product(request.path_params["product_id"], body)
+            return JSONResponse({"data": product_v3(product), "meta": {}})
+
     async def _list_hooks(self, request: Request) -> Response:
         page, limit = _page_limit(request, default_limit=50, maximum=MAX_LIMIT)
         with self.lock:
@@ -868,13 +890,15 @@ def order_v2(order: Order, base: str, backend: BigCommerceBackend) -> dict[str, 
         "ip_address": "",
         "geoip_country": "",
         "geoip_country_iso2": "",
+        # currency_code is the display currency, default_currency_code the transactional one
+        # (orders.v2 info.description); the store's own default is USD.
         "currency_id": 1,
-        "currency_code": order.currency_code,
+        "currency_code": order.display_currency_code or order.currency_code,
         "currency_exchange_rate": "1.0000000000",
         "default_currency_id": 1,
         "default_currency_code": order.currency_code,
-        "store_default_currency_code": order.currency_code,
-        "store_default_to_transactional_exchange_rate": "1.0000000000",
+        "store_default_currency_code": STORE_CURRENCY,
+        "store_default_to_transactional_exchange_rate": EXCHANGE_RATES.get(order.currency_code, "1.0000000000"),
         "staff_notes": order.staff_notes,
         "customer_message": order.customer_message,
         "discount_amount": zero,

@@ -211,7 +211,10 @@ class Order:
     payment_method: str = "Credit Card"
     payment_provider_id: str = ""
     refunded_amount: Decimal = ZERO
+    #: the transactional currency the shopper pays in (v2 ``default_currency_code``).
     currency_code: str = "USD"
+    #: the display currency when the shopper browsed in another one (v2 ``currency_code``).
+    display_currency_code: str = ""
     date_shipped: float | None = None
     customer_message: str = ""
     staff_notes: str = ""
@@ -752,6 +755,52 @@ class BigCommerceBackend:
             and (modified_min is None or p.date_modified >= modified_min)
             and (is_visible is None or p.is_visible == is_visible)
         ]
+
+    def create_product(self, body: Mapping[str, Any]) -> Product:
+        """``POST /v3/catalog/products``: name, type, weight and price are required; SKUs are unique."""
+        for name in ("name", "type", "weight", "price"):
+            if body.get(name) in (None, ""):
+                raise Unprocessable(f"The field '{name}' is required.", errors={name: "required"})
+        now = self.now()
+        product = Product(
+            id=max(self.products, default=0) + 1,
+            name=str(body["name"]),
+            sku=str(body.get("sku") or ""),
+            price=decimal_of(body["price"], "price"),
+            weight=decimal_of(body["weight"], "weight"),
+            type=str(body["type"]),
+            date_created=now,
+            date_modified=now,
+        )
+        self._check_sku(product.sku, product.id)
+        self.products[product.id] = product
+        self.events.append(("store/product/created", {"type": "product", "id": product.id}))
+        return product
+
+    def update_product(self, product_id: int, body: Mapping[str, Any]) -> Product:
+        """``PUT /v3/catalog/products/{id}``: name, sku, price, is_visible; moves ``date_modified``."""
+        product = self.products.get(product_id)
+        if product is None:
+            raise NotFound()
+        if "sku" in body:
+            self._check_sku(str(body["sku"]), product_id)
+            product.sku = str(body["sku"])
+        if "name" in body:
+            product.name = str(body["name"])
+        if "price" in body:
+            product.price = decimal_of(body["price"], "price")
+        if "is_visible" in body:
+            product.is_visible = bool(body["is_visible"])
+        product.date_modified = self.now()
+        self.events.append(("store/product/updated", {"type": "product", "id": product.id}))
+        return product
+
+    def _check_sku(self, sku: str, product_id: int) -> None:
+        # SKUs are unique across the catalog (the HTTP status of the refusal is UNCONFIRMED: 409).
+        if sku and any(p.sku == sku and p.id != product_id for p in self.products.values()):
+            raise BigCommerceError(
+                f"The product SKU '{sku}' is already in use.", status=409, errors={"sku": "duplicate"}
+            )
 
     # ------------------------------------------------------------------ v3 hooks
 

@@ -14,6 +14,11 @@ order  customer     status                why it is there
 106    3 Priya      14 Partially Refunded paid, one stove refunded (refund 2)
 107    0 (guest)    10 Completed          guest checkout, PayPal
 108    4 Liam       0 Incomplete          abandoned checkout: hidden from order lists
+109    0 (guest)    11 Awaiting Fulfil.   guest with Avery's e-mail (other case): the same client
+110    5 Sofia      10 Completed          a custom product without SKU: cannot be invoiced
+111    5 Sofia      9 Awaiting Shipment   paid in EUR (transactional) while browsing in USD
+112    4 Liam       14 Partially Refunded stake set refunded to store credit (refund 3)
+113    1 Avery      6 Declined            payment declined: skipped with its reason
 =====  ===========  ====================  ==================================================
 
 Orders 105 and 106 are listed with the status they had *before* their refund; seeding replays
@@ -52,6 +57,7 @@ PRIYA = _address(
 )
 LIAM = _address("Liam", "O'Connor", "805 Walnut Street", _CO, "liam.oconnor@example.org")
 GUEST = _address("Jordan", "Blake", "17 Canyon Boulevard", _CO, "jordan.blake@example.com")
+SOFIA = _address("Sofia", "Marquez", "3 Baseline Road", _CO, "sofia.marquez@example.com")
 
 
 def demo_fixture() -> dict[str, Any]:
@@ -62,11 +68,7 @@ def demo_fixture() -> dict[str, Any]:
             _customer(2, MARCUS, "2026-09-02T09:45:30Z"),
             _customer(3, PRIYA, "2026-09-20T21:13:05Z", notes="Guiding company; invoices to accounts@."),
             _customer(4, LIAM, "2026-10-30T12:00:48Z"),
-            _customer(
-                5,
-                _address("Sofia", "Marquez", "3 Baseline Road", _CO, "sofia.marquez@example.com"),
-                "2026-11-10T08:30:00Z",
-            ),
+            _customer(5, SOFIA, "2026-11-10T08:30:00Z"),
         ],
         "products": [
             _product(77, "Ridgeline 2P Backpacking Tent", "SO-TENT-RL2P", "349.00", "162.00", [23], 14),
@@ -123,6 +125,43 @@ def demo_fixture() -> dict[str, Any]:
                 payment_method="PayPal",
             ),
             _order(108, 4, 0, "2026-11-15T22:10:00Z", "2026-11-15T22:10:00Z", LIAM, [(82, 1)], "0.08", "0"),
+            _order(
+                109,
+                0,
+                11,
+                "2026-11-16T09:14:00Z",
+                "2026-11-16T09:14:30Z",
+                AVERY | {"email": "Avery.Chen@Example.com"},
+                [(84, 6)],
+                "0.08",
+                "5.00",
+            ),
+            _order(
+                110,
+                5,
+                10,
+                "2026-11-17T13:30:00Z",
+                "2026-11-18T10:00:00Z",
+                SOFIA,
+                [(83, 1), {"name": "Custom engraving", "price": "15.00", "quantity": 1}],
+                "0.08",
+                "0",
+            ),
+            _order(
+                111,
+                5,
+                9,
+                "2026-11-18T19:02:41Z",
+                "2026-11-18T19:03:00Z",
+                SOFIA,
+                [(81, 1)],
+                "0.19",
+                "14.00",
+                currency="EUR",
+                display_currency="USD",
+            ),
+            _order(112, 4, 10, "2026-11-19T08:00:00Z", "2026-11-20T16:45:00Z", LIAM, [(77, 1), (83, 2)], "0.08", "0"),
+            _order(113, 1, 6, "2026-11-20T11:11:11Z", "2026-11-20T11:12:00Z", AVERY, [(82, 1)], "0.08", "0"),
         ],
         "refunds": [
             {
@@ -139,6 +178,13 @@ def demo_fixture() -> dict[str, Any]:
                 "created": "2026-10-30T17:05:00Z",
                 "reason": "Customer returned the unused stove.",
                 "items": [{"item_type": "PRODUCT", "line_index": 1, "quantity": 1}],
+            },
+            {
+                "order_id": 112,
+                "created": "2026-11-20T16:45:00Z",
+                "reason": "One stake set too many; store credit instead.",
+                "items": [{"item_type": "PRODUCT", "line_index": 1, "quantity": 1}],
+                "provider": "storecredit",
             },
         ],
     }
@@ -199,11 +245,13 @@ def _order(
     created: str,
     modified: str,
     billing: dict[str, Any],
-    lines: list[tuple[int, int]],
+    lines: list[tuple[int, int] | dict[str, Any]],
     tax_rate: str,
     shipping: str,
     *,
     payment_method: str = "Credit Card",
+    currency: str = "USD",
+    display_currency: str = "",
 ) -> dict[str, Any]:
     return {
         "id": order_id,
@@ -212,7 +260,9 @@ def _order(
         "date_created": created,
         "date_modified": modified,
         "billing_address": billing,
-        "lines": [{"product_id": product_id, "quantity": quantity} for product_id, quantity in lines],
+        "lines": [line if isinstance(line, dict) else {"product_id": line[0], "quantity": line[1]} for line in lines],
+        "currency": currency,
+        "display_currency": display_currency,
         "tax_rate": tax_rate,
         "shipping_cost_ex_tax": shipping,
         "payment_method": payment_method,

@@ -84,6 +84,8 @@ class FreshBooksSandbox(SystemSandbox):
         "rate_limit_per_minute": 0,  # 0 = off; numbers are unknown
         "rate_limit_retry_after": None,  # seconds in a Retry-After header, or None for no header
         "extra_redirect_uris": [],  # more registered redirect URIs for the sandbox app
+        "unique_invoice_numbers": True,  # a number used by any invoice (even deleted) is refused (errno UNCONFIRMED)
+        "negative_line_amounts": True,  # invoice lines may carry a negative unit_cost (UNCONFIRMED; UI allows it)
     }
 
     def __init__(self, ctx: SandboxContext) -> None:

@@ -380,6 +380,18 @@ RESOURCES: tuple[Resource, ...] = (
         (("updated", "updated", "Eastern"),),
         ("invoiceid", "amount", "date"),
     ),
+    Resource(  # round-2 addendum 1.3; generic CRUD, delete = PUT vis_state 1
+        "credit_notes",
+        "credit_notes/credit_notes",
+        "credit_note",
+        "credit_notes",
+        ("id", "creditid"),
+        "credit_note",
+        "vis_state",
+        47101,
+        (("updated", "updated", "Eastern"),),
+        ("clientid", "lines"),
+    ),
     Resource(
         "items",
         "items/items",
@@ -429,6 +441,7 @@ SEARCHES: dict[str, dict[str, tuple[str, str]]] = {
     "clients": {"email": ("eq", "email"), "organization_like": ("like", "organization"), "userids": ("in_int", "id")},
     "invoices": {"customerid": ("eq_int", "customerid"), "invoice_number": ("eq", "invoice_number")},
     "payments": {"invoiceid": ("eq_int", "invoiceid")},
+    "items": {"sku": ("eq", "sku")},  # "Equals" [round-2 addendum 1.5]
     "expenses": {"categoryid": ("eq_int", "categoryid")},
 }
 #: Searches that real FreshBooks may or may not honour (UNCONFIRMED: switch ``honour_updated_min``).
@@ -1269,6 +1282,12 @@ class FreshBooksBackend:
         number = body.get("invoice_number")
         if number in (None, ""):
             number = f"{acct.invoice_seq:07d}"
+        elif self.switches["unique_invoice_numbers"] and any(
+            str(i.get("invoice_number")) == str(number) for i in acct.tables["invoices"].rows.values()
+        ):
+            # "The same Invoice Number can't be used twice (regardless of whether the Invoice itself
+            # is active, archived or deleted)" [FB-SUP]; the API's errno for it is UNCONFIRMED.
+            raise InvalidValue("Invoice number is already in use.", field="invoice_number", obj="invoice", value=number)
         else:
             digits = re.sub(r"\D", "", str(number))
             if digits:
@@ -1311,6 +1330,10 @@ class FreshBooksBackend:
             for index, raw in enumerate(body.get("lines") or [], start=1):
                 qty = parse_decimal(raw.get("qty", 1), "qty", "line")
                 unit_cost, code = parse_money(raw.get("unit_cost"), "unit_cost", "line", row["currency_code"])
+                if unit_cost < 0 and not self.switches["negative_line_amounts"]:
+                    raise InvalidValue(
+                        "unit_cost must not be negative.", field="unit_cost", obj="line", value=unit_cost
+                    )
                 amount = quantize(qty * unit_cost)
                 pct = self._percent(raw.get("taxAmount1"))
                 tax = quantize(amount * pct / 100) if pct is not None else Decimal(0)
