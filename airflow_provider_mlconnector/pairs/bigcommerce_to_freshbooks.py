@@ -14,10 +14,13 @@ Mapping rules an accountant can check:
   registered customer with the same e-mail are the same client. Found by the ID map, then by
   ``search[email]`` (as written and lower-cased), else created. A guest order never overwrites the
   details of a client already synced. A payer without an e-mail is a dead letter.
-* **Items**: one FreshBooks item per SKU ordered (variant SKUs included), found by ``search[sku]``
-  (exact), else created with the product's name (plus its option values for a variant). FreshBooks
-  invoice lines cannot reference an item id: each line carries the item's exact name and
-  ``SKU <sku>`` in its description. A product line without a SKU dead-letters its order.
+* **Items**: one FreshBooks item per BigCommerce catalog product (read by ``date_modified:min``),
+  matched by ``search[sku]`` (exact), else created with the product's name; a product without a
+  SKU is skipped until it has one. A SKU moved from one product to another is a dead letter
+  (``duplicate_natural_key``) until the two are told apart. FreshBooks invoice lines cannot
+  reference an item id: each line carries the product's name as ordered (plus a variant's option
+  values) and ``SKU <sku>`` (the variant's SKU when ordered as a variant) in its description. An
+  order line without a SKU, or a custom product that is not in the catalog, dead-letters its order.
 * **Invoices**: number = the order number, with the optional prefix of the Airflow Variable
   ``mlconnector_bigcommerce_to_freshbooks_invoice_prefix`` (always sent: no 409 on concurrent
   creates). Before creating, the number is looked up, deleted invoices included (FreshBooks never
@@ -166,13 +169,16 @@ def is_invoiceable_status(order: Mapping[str, Any]) -> bool:
 
 
 def orders_in(bigcommerce: BigCommerceHook, window: Window) -> Iterator[Record]:
-    return bigcommerce.iter_orders(modified_since=window.start)
+    if window.start is None:
+        return bigcommerce.orders.list()
+    return bigcommerce.orders.list(min_date_modified=window.start)
 
 
 def with_customers(bigcommerce: BigCommerceHook, orders: Iterable[Record]) -> list[Record]:
     """Each order with its registered customer (``_customer``; ``None`` for a guest)."""
     batch = list(orders)
-    customers = {int(c["id"]): c for c in bigcommerce.get_customers(int(o.get("customer_id") or 0) for o in batch)}
+    registered = sorted({int(o.get("customer_id") or 0) for o in batch} - {0})  # guests are customer 0
+    customers = {int(c["id"]): c for c in bigcommerce.customers.list(id__in=registered)}
     return [{**o, "_customer": customers.get(int(o.get("customer_id") or 0))} for o in batch]
 
 
@@ -181,8 +187,8 @@ def enriched(bigcommerce: BigCommerceHook, order: Record) -> Record:
     order_id = int(order["id"])
     return {
         **order,
-        "_products": list(bigcommerce.iter_order_products(order_id)),
-        "_transactions": list(bigcommerce.iter_transactions(order_id)),
+        "_products": list(bigcommerce.order_products.list(order_id=order_id)),
+        "_transactions": list(bigcommerce.transactions.list(order_id=order_id)),
     }
 
 
@@ -195,7 +201,7 @@ def read_orders(bigcommerce: BigCommerceHook, window: Window) -> Iterator[Record
 
 
 def fetch_order(bigcommerce: BigCommerceHook, source_id: str) -> Record | None:
-    order = bigcommerce.get_order(int(source_id))
+    order = bigcommerce.orders.get(int(source_id))
     if not is_invoiceable_status(order):
         return order
     return enriched(bigcommerce, with_customers(bigcommerce, [order])[0])
@@ -251,9 +257,9 @@ def read_payers(bigcommerce: BigCommerceHook, window: Window) -> Iterator[Record
 
 def fetch_payer(bigcommerce: BigCommerceHook, source_id: str) -> Record | None:
     if source_id.startswith("order-"):
-        orders = [bigcommerce.get_order(int(source_id.split("-")[1]))]
+        orders = [bigcommerce.orders.get(int(source_id.split("-")[1]))]
     else:
-        orders = [o for o in bigcommerce.iter_orders(email=source_id) if is_invoiceable_status(o)]
+        orders = [o for o in bigcommerce.orders.list(email=source_id) if is_invoiceable_status(o)]
     if not orders:
         return None
     return payer(with_customers(bigcommerce, orders[-1:])[0])
@@ -307,45 +313,28 @@ def find_client(freshbooks: FreshBooksHook, key: str) -> Record | None:
 
 
 def item_name(line: Mapping[str, Any]) -> str:
-    """The FreshBooks item name of an order line: product name, plus a variant's option values."""
+    """The name an order line shows: the product's name as ordered, plus a variant's option values."""
     options = [str(o.get("display_value")) for o in line.get("product_options") or [] if o.get("display_value")]
     name = str(line.get("name") or "").strip()
     return f"{name} ({', '.join(options)})" if options else name
 
 
 def read_items(bigcommerce: BigCommerceHook, window: Window) -> Iterator[Record]:
-    for order in orders_in(bigcommerce, window):
-        if is_invoiceable_status(order):
-            for line in bigcommerce.iter_order_products(int(order["id"])):
-                if str(line.get("sku") or "").strip():
-                    yield product_record(line)
+    if window.start is None:
+        return bigcommerce.products.list()
+    return bigcommerce.products.list(date_modified__min=window.start)
 
 
-def product_record(line: Mapping[str, Any]) -> Record:
-    return {
-        "id": str(line["sku"]).strip(),
-        "name": item_name(line),
-        "product_id": line.get("product_id"),
-        "variant_id": line.get("variant_id"),
-    }
-
-
-def fetch_item(bigcommerce: BigCommerceHook, sku: str) -> Record | None:
-    product = next(bigcommerce.iter_products(sku=sku), None)
-    if product is None:
-        return None
-    return {"id": sku, "name": str(product["name"]), "product_id": product["id"], "variant_id": None}
+def fetch_item(bigcommerce: BigCommerceHook, source_id: str) -> Record | None:
+    return next(bigcommerce.products.list(id=int(source_id)), None)
 
 
 def item_payload(product: Record, ctx: Ctx) -> Outcome:
-    if not product["name"]:
-        raise MappingError(f"product with SKU {product['id']} has no name", kind="validation")
-    variant = f" variant {product['variant_id']}" if product.get("variant_id") else ""
-    return {
-        "name": product["name"],
-        "sku": product["id"],
-        "description": f"BigCommerce product {product['product_id']}{variant}",
-    }
+    sku = str(product.get("sku") or "").strip()
+    if not sku:
+        # Not a dead letter: a catalog product nobody ordered needs no item. An order of it is one.
+        return Skip("catalog product has no SKU: it becomes a FreshBooks item once it has one")
+    return {"name": str(product["name"]).strip(), "sku": sku, "description": f"BigCommerce product {product['id']}"}
 
 
 def find_item(freshbooks: FreshBooksHook, sku: str) -> Record | None:
@@ -396,7 +385,13 @@ def product_lines(product: Mapping[str, Any], code: str, ctx: Ctx) -> list[Recor
             "give the product a SKU in BigCommerce",
             kind="validation",
         )
-    ctx.target_id("item", sku)  # the item exists before a line names it
+    if not int(product.get("product_id") or 0):
+        raise MappingError(
+            f"order product '{product.get('name')}' ({sku}) is a custom product, not in the catalog: it has no "
+            "FreshBooks item; add it to the catalog or invoice the order by hand",
+            kind="validation",
+        )
+    ctx.target_id("item", product["product_id"])  # the item exists before a line names it
     name, qty = item_name(product), int(product["quantity"])
     pct = tax_percent(product.get("total_tax"), product.get("total_ex_tax"))
     unit = Decimal(str(product["price_ex_tax"]))
@@ -611,7 +606,7 @@ def finish_invoice(freshbooks: FreshBooksHook, invoice: Record) -> Record:
 def read_captures(bigcommerce: BigCommerceHook, window: Window) -> Iterator[Record]:
     for order in orders_in(bigcommerce, window):
         if is_invoiceable_status(order):
-            yield from capture_records(order, bigcommerce.iter_transactions(int(order["id"])))
+            yield from capture_records(order, bigcommerce.transactions.list(order_id=int(order["id"])))
 
 
 def capture_records(order: Mapping[str, Any], transactions: Iterable[Record]) -> list[Record]:
@@ -621,7 +616,7 @@ def capture_records(order: Mapping[str, Any], transactions: Iterable[Record]) ->
 
 def fetch_capture(bigcommerce: BigCommerceHook, source_id: str) -> Record | None:
     order_id, _, transaction_id = source_id.partition("/")
-    records = capture_records({"id": order_id}, bigcommerce.iter_transactions(int(order_id)))
+    records = capture_records({"id": order_id}, bigcommerce.transactions.list(order_id=int(order_id)))
     return next((r for r in records if str(r["transaction_id"]) == transaction_id), None)
 
 
@@ -692,17 +687,18 @@ def update_payment(freshbooks: FreshBooksHook, payment_id: str, payload: Record)
 
 
 def read_refunded_orders(bigcommerce: BigCommerceHook, window: Window) -> Iterator[Record]:
-    order_ids = sorted({int(r["order_id"]) for r in bigcommerce.iter_refunds(created_since=window.start)})
+    listed = bigcommerce.refunds.list() if window.start is None else bigcommerce.refunds.list(created__min=window.start)
+    order_ids = sorted({int(r["order_id"]) for r in listed})
     for order_id in order_ids:
         yield refunds_of(bigcommerce, order_id)
 
 
 def refunds_of(bigcommerce: BigCommerceHook, order_id: int) -> Record:
     """All refunds of one order (applied in id order) and its captures: one record per order."""
-    transactions = list(bigcommerce.iter_transactions(order_id))
+    transactions = list(bigcommerce.transactions.list(order_id=order_id))
     return {
         "id": str(order_id),
-        "refunds": sorted(bigcommerce.iter_order_refunds(order_id), key=lambda r: int(r["id"])),
+        "refunds": sorted(bigcommerce.order_refunds.list(order_id=order_id), key=lambda r: int(r["id"])),
         "captures": [r["id"] for r in capture_records({"id": order_id}, transactions)],
     }
 

@@ -28,7 +28,6 @@ from airflow_provider_mlconnector.pairs.bigcommerce_to_freshbooks import (
     payer,
     payment_payload,
     predicted_total,
-    product_record,
     refunds_payload,
 )
 
@@ -112,7 +111,7 @@ class FakeCtx:
 def linked(**extra: dict[str, str]) -> FakeCtx:
     links = {
         "client": {"avery.chen@example.com": "88101"},
-        "item": {"SO-TENT-RL2P": "2301", "SO-ACC-TISTK8": "2302"},
+        "item": {"77": "2301", "83": "2302"},
         "invoice": {"100": "120101"},
         "payment": {"100/1": "33101"},
     }
@@ -128,12 +127,13 @@ def product(
     price: str = "349.00",
     qty: int = 1,
     rate: str = "0.08",
+    product_id: int = 77,
 ) -> dict[str, Any]:
     unit = Decimal(price)
     tax = (unit * Decimal(rate)).quantize(Decimal("0.01"))
     return {
         "id": 1,
-        "product_id": 77,
+        "product_id": product_id,
         "variant_id": 0,
         "name": name,
         "sku": sku,
@@ -150,7 +150,9 @@ def product(
 
 def order(status: int = 10, products: list[dict[str, Any]] | None = None, **changes: Any) -> dict[str, Any]:
     lines = (
-        [product(), product("SO-ACC-TISTK8", "Titanium Tent Stake Set (8)", "39.50")] if products is None else products
+        [product(), product("SO-ACC-TISTK8", "Titanium Tent Stake Set (8)", "39.50", product_id=83)]
+        if products is None
+        else products
     )
     items_inc = sum((Decimal(p["total_inc_tax"]) for p in lines), Decimal(0))
     shipping = Decimal(changes.pop("shipping", "12.00"))
@@ -354,14 +356,38 @@ def test_a_payer_without_email_is_a_dead_letter() -> None:
         client_payload(person, FakeCtx())
 
 
-def test_an_item_is_keyed_by_sku_and_a_variant_is_named_with_its_options() -> None:
-    line = product() | {"variant_id": 412, "product_options": [{"display_value": "Green"}, {"display_value": "Long"}]}
-    payload = item_payload(product_record(line), FakeCtx())
+def test_a_catalog_product_becomes_an_item_keyed_by_its_sku() -> None:
+    catalog = {"id": 77, "name": "Ridgeline 2P Backpacking Tent ", "sku": "SO-TENT-RL2P", "price": 349}
+    payload = item_payload(catalog, FakeCtx())
     assert payload == {
-        "name": "Ridgeline 2P Backpacking Tent (Green, Long)",
+        "name": "Ridgeline 2P Backpacking Tent",
         "sku": "SO-TENT-RL2P",
-        "description": "BigCommerce product 77 variant 412",
+        "description": "BigCommerce product 77",
     }
+    assert PAIR.entity("item").natural_key(catalog, payload) == "SO-TENT-RL2P"
+
+
+def test_a_catalog_product_without_sku_is_skipped_not_dead_lettered() -> None:
+    assert isinstance(item_payload({"id": 90, "name": "Gift card", "sku": ""}, FakeCtx()), Skip)
+
+
+def test_a_variant_line_carries_its_options_in_the_name_and_its_own_sku() -> None:
+    line = product(sku="SO-JKT-STORM-M-GRN") | {
+        "product_id": 77,
+        "variant_id": 412,
+        "product_options": [{"display_value": "M"}, {"display_value": "Green"}],
+    }
+    payload = invoice_payload(order(products=[line]), linked())
+    assert isinstance(payload, dict)
+    assert payload["lines"][0]["name"] == "Ridgeline 2P Backpacking Tent (M, Green)"
+    assert payload["lines"][0]["description"] == "SKU SO-JKT-STORM-M-GRN"
+
+
+def test_a_custom_product_outside_the_catalog_is_a_dead_letter() -> None:
+    custom = product(sku="ENGRAVE") | {"product_id": 0, "name": "Custom engraving"}
+    with pytest.raises(MappingError) as caught:
+        invoice_payload(order(products=[custom]), linked())
+    assert "custom product" in caught.value.reason
 
 
 # ---------------------------------------------------------------------------------- payments
