@@ -95,8 +95,8 @@ def test_wrong_key_fails_fast_and_clearly(running, make_hook, conn):
 def test_directory_and_employee_fields(make_hook):
     hook = make_hook()
     staff = list(hook.iter_directory())
-    assert len(staff) == 10 and "15" not in [e["id"] for e in staff]
-    assert len(hook.get_directory(only_current=False)["employees"]) == 11
+    assert len(staff) == 12 and "15" not in [e["id"] for e in staff]
+    assert len(hook.get_directory(only_current=False)["employees"]) == 13
     lucas = hook.get_employee("15", ["firstName", "status", "terminationDate"])
     assert lucas == {"id": "15", "firstName": "Lucas", "status": "Inactive", "terminationDate": "2026-10-31"}
     with pytest.raises(ValueError, match="at least one field"):
@@ -108,9 +108,9 @@ def test_directory_and_employee_fields(make_hook):
 def test_changed_employees_since(make_hook):
     hook = make_hook()
     changed = hook.get_changed_employees(datetime(2026, 11, 1, tzinfo=timezone.utc))
-    assert set(changed["employees"]) == {"9", "13", "14"}
+    assert set(changed["employees"]) == {"9", "12", "13", "14", "16", "17"}
     inserted = hook.get_changed_employees(datetime(2026, 11, 1), change_type="inserted")
-    assert list(inserted["employees"]) == ["14"]
+    assert list(inserted["employees"]) == ["14", "16", "17"]
     with pytest.raises(ValueError, match="change_type"):
         hook.get_changed_employees(datetime(2026, 11, 1), change_type="Inserted")
 
@@ -119,9 +119,13 @@ def test_custom_report_for_bulk_pulls(make_hook):
     hook = make_hook()
     fields = ["firstName", "lastName", "workEmail", "department", "status", "hireDate", "terminationDate"]
     rows = list(hook.iter_employees(fields))
-    assert len(rows) == 11  # Active and Inactive
+    assert len(rows) == 13  # Active and Inactive
     new_hires = list(hook.iter_employees(fields, changed_since=datetime(2026, 11, 12, tzinfo=timezone.utc)))
-    assert [(r["firstName"], r["hireDate"]) for r in new_hires] == [("Ethan", "2026-11-16")]
+    assert [(r["firstName"], r["hireDate"]) for r in new_hires] == [
+        ("Olivia", "2021-08-30"),  # her notice (a future-dated termination) was entered on 2026-11-18
+        ("Ethan", "2026-11-16"),
+        ("Jordan", "2026-11-16"),
+    ]
     picked = hook.run_custom_report(["firstName"], employee_ids=["4", "15"])
     assert [e["id"] for e in picked["employees"]] == ["4", "15"]
     assert any(f["alias"] == "workEmail" for f in hook.list_fields())

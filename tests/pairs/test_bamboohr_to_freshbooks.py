@@ -409,3 +409,82 @@ def test_the_pair_is_registered_and_writes_nothing_back_to_bamboohr():
 
     assert PAIRS["bamboohr_to_freshbooks"] is PAIR
     assert not any(entity.reverse for entity in PAIR.entities)
+
+
+# ---------------------------------------------------------------------------------- against the sandbox (real HTTP)
+
+from airflow_provider_mlconnector.sandbox.bamboohr import BambooHRSandbox  # noqa: E402
+from airflow_provider_mlconnector.sandbox.freshbooks import FreshBooksSandbox  # noqa: E402
+
+SANDBOX_SYSTEMS = [BambooHRSandbox, FreshBooksSandbox]
+HR = "brightsidemarketing.com"
+
+
+@pytest.fixture
+def world(sandbox, use_connection, state_store, monkeypatch):
+    """The demo story in a reset sandbox; real hooks on its connections; the expense entity's own hook too."""
+    sandbox.control.reset()
+    sandbox.control.seed_demo()
+    connections = sandbox.control.connections()
+    for system in ("bamboohr", "freshbooks"):
+        use_connection(f"{system}_default", connections[system])
+    from airflow_provider_mlconnector.hooks.bamboohr import BambooHRHook
+    from airflow_provider_mlconnector.hooks.freshbooks import FreshBooksHook
+
+    bamboo, fb = BambooHRHook(state_store=state_store), FreshBooksHook(state_store=state_store)
+    monkeypatch.setattr(pair, "freshbooks_of", lambda _: fb)
+    return sandbox, bamboo, fb
+
+
+def run_all(store, bamboo, fb, run_id: str, window: Window = FULL) -> dict[str, dict[str, int]]:
+    return {entity.name: sync(store, entity.name, bamboo, fb, run_id, window) for entity in PAIR.entities}
+
+
+def live_vendors(sandbox) -> dict[str, dict[str, Any]]:
+    vendors = sandbox.control.state("freshbooks")["accounts"]["BRT4201"]["bill_vendors"]
+    return {str(v["primary_contact_email"]).casefold(): v for v in vendors if v.get("primary_contact_email")}
+
+
+def test_the_demo_story_syncs_people_links_staff_and_tags_only_untagged_expenses_then_a_rerun_writes_nothing(
+    world, state_store
+):
+    sandbox, bamboo, fb = world
+    counts = run_all(state_store, bamboo, fb, "r1")
+    # 8 long-standing + 2 new hires; Jordan (Jamal's e-mail) and Noah (none) are dead letters; Lucas left before.
+    assert counts["person"] == {"created": 10, "quarantined": 2, "skipped": 1}
+    # the new hires wait for a team member; Noah has no e-mail, Lucas's staff is left alone; Jordan again
+    assert counts["staff"] == {"matched_existing": 8, "waiting": 2, "skipped": 2, "quarantined": 1}
+    assert counts["expense"] == {"created": 3}
+    kinds = sorted((d.entity, d.source_id, d.error_kind) for d in state_store.dead_letters.list(status="open"))
+    assert kinds == [
+        ("person", "16", "missing_email"),
+        ("person", "17", "duplicate_natural_key"),
+        ("staff", "17", "duplicate_natural_key"),
+    ]
+    vendors = live_vendors(sandbox)
+    assert vendors[f"sofia.marchetti@{HR}"]["note"].endswith("Junior Designer, Creative")
+    assert f"lucas.fontaine@{HR}" not in vendors
+    notes = {e["id"]: e["notes"] for e in sandbox.control.state("freshbooks")["accounts"]["BRT4201"]["expenses"]}
+    assert notes[63901].endswith("\n[dept: Creative]") and notes[63903].endswith("\n[dept: Media]")
+    assert notes[63902] == "Client dinner [dept: Sales]"  # set by hand: kept
+    assert notes[63904].endswith("\n[dept: Creative]")  # Sofia's, found by the e-mail in its notes
+    assert notes[64001] == "Client lunch, Summit Outdoor kickoff"  # Luis is not a BambooHR employee
+
+    sandbox.control.clear_requests()
+    again = run_all(state_store, bamboo, fb, "r2", SINCE)
+    assert again == {"person": {}, "staff": {"waiting": 2}, "expense": {}}
+    writes = [r for r in sandbox.control.requests() if r["method"] in ("POST", "PUT", "DELETE")]
+    assert [r["path"] for r in writes if "reports/custom" not in r["path"]] == []
+
+
+def test_a_termination_soft_deletes_the_vendor_and_a_rehire_restores_it_through_the_sandbox(world, state_store):
+    sandbox, bamboo, fb = world
+    run_all(state_store, bamboo, fb, "r1")
+    backend = sandbox.sandbox.systems["bamboohr"]
+    backend.terminate_employee("13", (TODAY - DAY).isoformat())
+    assert sync(state_store, "person", bamboo, fb, "r2", SINCE) == {"retired": 1}
+    vendor = live_vendors(sandbox)[f"sofia.marchetti@{HR}"]
+    assert vendor["vis_state"] == 1  # soft-deleted, still there
+    backend.rehire_employee("13", TODAY.isoformat())
+    assert sync(state_store, "person", bamboo, fb, "r3", SINCE) == {"updated": 1}
+    assert live_vendors(sandbox)[f"sofia.marchetti@{HR}"]["vis_state"] == 0

@@ -122,7 +122,7 @@ def test_both_url_prefixes_are_served(running, api):
 def test_directory_current_staff_only_by_default(api):
     current = api.get("/employees/directory").json()
     ids = [e["id"] for e in current["employees"]]
-    assert len(ids) == 10 and "15" not in ids
+    assert len(ids) == 12 and "15" not in ids
     assert all(isinstance(i, str) for i in ids)
     assert {"id": "displayName", "type": "text", "name": "Display name"} in current["fields"]
     tom = next(e for e in current["employees"] if e["id"] == "7")
@@ -165,12 +165,15 @@ def test_changed_employees_since(api):
     changed = api.get("/employees/changed", params={"since": "2026-11-01T00:00:00Z"}).json()
     assert changed["employees"] == {
         "9": {"id": "9", "action": "Updated", "lastChanged": "2026-11-10T09:20:00+00:00"},
+        "12": {"id": "12", "action": "Updated", "lastChanged": "2026-11-18T10:00:00+00:00"},
         "13": {"id": "13", "action": "Updated", "lastChanged": "2026-11-02T15:30:00+00:00"},
         "14": {"id": "14", "action": "Inserted", "lastChanged": "2026-11-16T15:05:00+00:00"},
+        "16": {"id": "16", "action": "Inserted", "lastChanged": "2026-11-09T12:00:00+00:00"},
+        "17": {"id": "17", "action": "Inserted", "lastChanged": "2026-11-16T17:00:00+00:00"},
     }
     assert changed["latest"] >= "2026-11-16"
     inserted = api.get("/employees/changed", params={"since": "2026-11-01T00:00:00+00:00", "type": "inserted"}).json()
-    assert list(inserted["employees"]) == ["14"]
+    assert list(inserted["employees"]) == ["14", "16", "17"]
 
 
 def test_changed_employees_validation_and_deletions(running, api, emulator):

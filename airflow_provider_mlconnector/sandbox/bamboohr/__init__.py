@@ -160,7 +160,15 @@ class BambooHRSandbox(SystemSandbox):
             self.fire(domain, employee_id, "updated", changed)
 
     def terminate_employee(self, employee_id: str, date: str, domain: str = SANDBOX_COMPANY) -> None:
-        self.update_employee(employee_id, {"status": "Inactive", "terminationDate": date}, domain)
+        """Terminate as of ``date``; a future date leaves the employee Active until then."""
+        values: dict[str, Any] = {"terminationDate": date}
+        if date <= self.ctx.clock.now_dt().date().isoformat():
+            values["status"] = "Inactive"
+        self.update_employee(employee_id, values, domain)
+
+    def rehire_employee(self, employee_id: str, date: str, domain: str = SANDBOX_COMPANY) -> None:
+        """Rehire as of ``date`` (a hire date after the termination date, status Active)."""
+        self.update_employee(employee_id, {"status": "Active", "hireDate": date}, domain)
 
     def delete_employee(self, employee_id: str, domain: str = SANDBOX_COMPANY) -> None:
         with self.lock:

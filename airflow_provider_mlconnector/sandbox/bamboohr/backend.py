@@ -327,6 +327,8 @@ class BambooHRBackend:
             return f"{first} {employee.get('lastName') or ''}".strip()
         if alias == "lastChanged":
             return iso(company.changed_at[emp_id])
+        if alias == "status":
+            return self.status_of(employee)
         if alias == "supervisor":
             boss = company.employees.get(str(employee.get("supervisorEId") or ""))
             return f"{boss.get('lastName')}, {boss.get('firstName')}" if boss else None
@@ -334,6 +336,21 @@ class BambooHRBackend:
         if alias in DATE_FIELDS and not value:
             return self._empty_date()
         return value if value not in ("",) else None
+
+    def status_of(self, employee: Mapping[str, Any]) -> Any:
+        """``status``, with a future-dated termination taking effect on its date (sandbox clock).
+
+        BambooHR keeps a future-dated termination in the employment-status table until it is
+        effective; whether ``/employees/changed`` then lists the employee is UNCONFIRMED, and the
+        sandbox does not (clients must look at ``terminationDate`` themselves).
+        """
+        status = employee.get("status")
+        ends = str(employee.get("terminationDate") or "")
+        hired = str(employee.get("hireDate") or "")
+        today = datetime.fromtimestamp(self.clock(), tz=timezone.utc).date().isoformat()
+        if status == "Active" and ends and not ends.startswith("0000") and ends <= today and not hired > ends:
+            return "Inactive"
+        return status
 
     def _resolve(self, company: Company, caller: Caller, emp_id: str) -> str:
         if emp_id == "0":
@@ -365,7 +382,7 @@ class BambooHRBackend:
             raise BambooHRError(403, "The employee directory is not shared with this user")
         rows = []
         for emp_id, employee in sorted(company.employees.items(), key=lambda kv: int(kv[0])):
-            if only_current and employee.get("status") != "Active":
+            if only_current and self.status_of(employee) != "Active":
                 continue
             row: dict[str, Any] = {"id": emp_id}
             for alias, _, _ in DIRECTORY_FIELDS:

@@ -3,10 +3,16 @@
 Eight long-standing employees (ten active staff in all), two new hires in November 2026 and one termination at the end
 of October 2026, across the Creative, Accounts, Media and Operations departments. Employee 4
 (Dana Whitfield, the founder) owns the sandbox API key.
+
+The unglamorous cases (``bamboohr_to_freshbooks``): Olivia Brennan (12) hands in her notice, a
+termination dated six weeks after the day the sandbox is seeded (she stays Active until then);
+Noah Bergstrom (16, a freelancer entered without a work e-mail) becomes a dead letter; Jordan Reed (17)
+was entered with Jamal Reed's work e-mail, a duplicate that is dead-lettered while Jamal syncs.
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 DOMAIN = "brightsidemarketing.com"
@@ -76,4 +82,21 @@ def fixture() -> dict[str, Any]:
     ]
     # Jamal's promotion is a recent update of a long-standing employee.
     employees[5]["lastChanged"] = "2026-11-10T09:20:00+00:00"
+    notice_ends = (datetime.now(timezone.utc) + timedelta(weeks=6)).date().isoformat()
+    employees[7].update(terminationDate=notice_ends, lastChanged="2026-11-18T10:00:00+00:00")
+    freelancer = (
+        "16",
+        "Noah",
+        "Bergstrom",
+        None,
+        "Freelance Videographer",
+        "Media",
+        "Remote",
+        "2026-11-09",
+        "10",
+        "113",
+    )
+    employees.append(_employee(freelancer, workEmail=None, lastChanged="2026-11-09T12:00:00+00:00"))
+    typo = ("17", "Jordan", "Reed", None, "Account Coordinator", "Accounts", SF, "2026-11-16", "8", "114")
+    employees.append(_employee(typo, workEmail=f"jamal.reed@{DOMAIN}", lastChanged="2026-11-16T17:00:00+00:00"))
     return {"company": "brightside", "company_id": "148213", "name": "Brightside Marketing", "employees": employees}

@@ -69,6 +69,8 @@ class FreshBooksApi:
                 self._wrap("auth", self.team_members),
                 methods=["GET"],
             ),
+            Route("/projects/business/{business_id}/projects", self._wrap("auth", self.projects), methods=["GET"]),
+            Route("/auth/api/v1/users/invitation", self._wrap("auth", self.invitation), methods=["POST"]),
             Route(
                 "/accounting/businesses/{business_uuid}/ledger_accounts/accounts",
                 self._wrap("businesses", self.ledger_accounts),
@@ -91,7 +93,7 @@ class FreshBooksApi:
             ),
         ]
         for spec in RESOURCES:
-            methods = ["GET", "POST"] if spec.writable else ["GET"]
+            methods = ["GET", "POST"] if spec.writable and spec.creatable else ["GET"]
             routes.append(
                 Route(f"{acct}/{spec.path}", self._wrap("accounting", self._collection(spec)), methods=methods)
             )
@@ -263,6 +265,25 @@ class FreshBooksApi:
             acct = self.backend.business_for(identity, business_id=business_id)
             rows, meta = self.backend.list_team_members(acct, request.query_params.multi_items())
         return JSONResponse({"response": rows, "meta": meta})
+
+    async def projects(self, request: Request) -> Response:
+        identity = self._identity(request)
+        with self.sandbox.lock:
+            try:
+                business_id = int(request.path_params["business_id"])
+            except ValueError:
+                business_id = -1
+            acct = self.backend.business_for(identity, business_id=business_id)
+            rows, meta = self.backend.list_projects(acct, request.query_params.multi_items())
+        return JSONResponse({"projects": rows, "meta": meta})
+
+    async def invitation(self, request: Request) -> Response:
+        identity = self._identity(request)
+        body = await self._json(request)
+        with self.sandbox.lock:
+            business_id = body.get("invitable_id") if isinstance(body, dict) else None
+            acct = self.backend.business_for(identity, business_id=business_id if isinstance(business_id, int) else -1)
+            return JSONResponse({"invitation": self.backend.invite(acct, body)})
 
     # ------------------------------------------------------------------ businesses service
 

@@ -281,6 +281,8 @@ class Resource:
     first_id: int
     timestamps: tuple[tuple[str, str, str], ...]  # (field, "created"|"updated", "UTC"|"Eastern"|"vendor")
     required: tuple[str, ...] = ()
+    #: False: the API has no create (legacy staff: "Do not create staff here" [round-2 addendum 1.7]).
+    creatable: bool = True
 
     @property
     def writable(self) -> bool:
@@ -423,9 +425,10 @@ RESOURCES: tuple[Resource, ...] = (
         "staffs",
         ("id", "userid"),
         None,
-        None,
+        "vis_state",  # update, and delete = PUT vis_state 1 [round-2 addendum 1.7]; never created
         11,
         (("signup_date", "created", "UTC"), ("updated", "updated", "Eastern")),
+        creatable=False,
     ),
 )
 RESOURCE = {spec.key: spec for spec in RESOURCES}
@@ -442,7 +445,12 @@ SEARCHES: dict[str, dict[str, tuple[str, str]]] = {
     "invoices": {"customerid": ("eq_int", "customerid"), "invoice_number": ("eq", "invoice_number")},
     "payments": {"invoiceid": ("eq_int", "invoiceid")},
     "items": {"sku": ("eq", "sku")},  # "Equals" [round-2 addendum 1.5]
-    "expenses": {"categoryid": ("eq_int", "categoryid")},
+    "expenses": {
+        "categoryid": ("eq_int", "categoryid"),
+        "staffid": ("eq_int", "staffid"),  # round-2 addendum 1.6
+        "staffids": ("in_int", "staffid"),
+    },
+    "staffs": {"email_like": ("like", "email"), "userids": ("in_int", "id")},  # round-2 addendum 1.7
 }
 #: Searches that real FreshBooks may or may not honour (UNCONFIRMED: switch ``honour_updated_min``).
 UPDATED_SEARCH_RESOURCES = frozenset({"bills", "bill_vendors"})
@@ -550,6 +558,8 @@ class Account:
         self.ledger: dict[str, dict[str, Any]] = {}
         self.callbacks = Table(2001)
         self.team_members: list[dict[str, Any]] = []
+        self.projects: list[dict[str, Any]] = []
+        self.invitations: list[dict[str, Any]] = []
         self.invoice_seq = 1
 
 
@@ -1624,6 +1634,45 @@ class FreshBooksBackend:
         page, info = paged(acct.team_members, query)
         return page, {"page": info["page"], "per_page": info["per_page"], "total": info["total"]}
 
+    def list_projects(
+        self, acct: Account, pairs: Iterable[tuple[str, str]]
+    ) -> tuple[list[dict[str, Any]], dict[str, int]]:
+        """Projects (read side only: the user creates them); filters ``active``, ``complete``, ``internal``."""
+        params = list(pairs)
+        rows = acct.projects
+        for name in ("active", "complete", "internal"):
+            wanted = [v for k, v in params if k == name]
+            if wanted:
+                flag = wanted[-1].strip().lower() in ("true", "1")
+                rows = [p for p in rows if bool(p.get(name)) == flag]
+        page, info = paged(rows, parse_query(params, MAX_PER_PAGE))
+        return page, {
+            "page": info["page"],
+            "pages": info["pages"],
+            "per_page": info["per_page"],
+            "total": info["total"],
+        }
+
+    def invite(self, acct: Account, body: Any) -> dict[str, Any]:
+        """``POST /auth/api/v1/users/invitation``: recorded; the person is not a team member until they accept.
+
+        Response shape and accepted ``capacity`` values are UNCONFIRMED [round-2 addendum 1.7].
+        """
+        if not isinstance(body, Mapping) or not body.get("to_email"):
+            raise RequiredField("Field to_email is required.", field="to_email", obj="invitation")
+        if body.get("invitable_type") != "business" or body.get("invitable_id") != acct.business["id"]:
+            raise InvalidValue("Unknown invitable.", field="invitable_id", obj="invitation")
+        invitation = {
+            "id": len(acct.invitations) + 1,
+            "to_email": str(body["to_email"]),
+            "capacity": str(body.get("capacity") or "employee"),
+            "invitable_id": acct.business["id"],
+            "invitable_type": "business",
+            "sent_at": iso_z(self.clock()),
+        }
+        acct.invitations.append(invitation)
+        return invitation
+
     # ---------------------------------------------------------------- seed, generate, snapshot
 
     def seed(self, fixture: Mapping[str, Any]) -> None:
@@ -1663,6 +1712,10 @@ class FreshBooksBackend:
                 "_created": now,
                 "_updated": now,
             }
+        for raw in data.get("projects", []):
+            acct.projects.append(
+                {"description": "", "client_id": None, "active": True, "complete": False, "internal": True, **raw}
+            )
         for raw in data.get("team_members", []):
             acct.team_members.append(
                 {
@@ -1729,6 +1782,8 @@ class FreshBooksBackend:
             data["ledger_accounts"] = self.list_ledger_accounts(acct)
             data["callbacks"] = [self.render_callback(r) for r in acct.callbacks.ordered()]
             data["team_members"] = list(acct.team_members)
+            data["projects"] = list(acct.projects)
+            data["invitations"] = list(acct.invitations)
             accounts[account_id] = data
         now = self.clock()
         return {

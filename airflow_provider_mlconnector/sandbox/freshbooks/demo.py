@@ -395,6 +395,85 @@ TEAM_MEMBERS: list[dict[str, Any]] = [
     },
 ]
 
+# --- bamboohr_to_freshbooks: Brightside's people as FreshBooks knows them (BambooHR sandbox demo) ------
+# Legacy staff records (the ids expenses carry as staffid) of the long-standing employees; Grace's
+# e-mail was typed in another case. The new hires have none: Ethan Park is a team member without a
+# staff record yet, Sofia Marchetti is not a team member at all (both wait for someone in FreshBooks).
+_HR = "brightsidemarketing.com"
+_HR_PEOPLE = [
+    (21, "Dana", "Whitfield", "dana.whitfield", "Founder & CEO"),
+    (22, "Marcus", "Oyelaran", "marcus.oyelaran", "Creative Director"),
+    (23, "Priya", "Raman", "priya.raman", "Senior Designer"),
+    (24, "Tomás", "Ibarra", "tom.ibarra", "Copywriter"),
+    (25, "Grace", "Kowalski", "Grace.Kowalski", "Account Director"),
+    (26, "Jamal", "Reed", "jamal.reed", "Account Manager"),
+    (27, "Hannah", "Lindqvist", "hannah.lindqvist", "Head of Media"),
+    (28, "Olivia", "Brennan", "olivia.brennan", "Office & Finance Manager"),
+]
+HR_STAFFS: list[dict[str, Any]] = [
+    {"id": i, "fname": first, "lname": last, "email": f"{local}@{_HR}", "username": local.lower().replace(".", "")}
+    for i, first, last, local, _ in _HR_PEOPLE
+]
+HR_TEAM_MEMBERS: list[dict[str, Any]] = [
+    {
+        "uuid": f"b7c1d2e3-0000-4000-8000-0000000000{i}",
+        "first_name": first,
+        "last_name": last,
+        "email": f"{local}@{_HR}",
+        "job_title": title,
+        "business_role_name": "business_employee",
+        "identity_id": 5560000 + i,
+    }
+    for i, first, last, local, title in [*_HR_PEOPLE, (29, "Ethan", "Park", "ethan.park", "Media Analyst")]
+]
+#: Internal projects named like departments (the opt-in department carrier); "Media" has none.
+HR_PROJECTS: list[dict[str, Any]] = [
+    {"id": 9101, "title": "Creative", "internal": True},
+    {"id": 9102, "title": "Accounts", "internal": True},
+    {"id": 9103, "title": "Operations", "internal": True},
+    {"id": 9104, "title": "Summit Outdoor rebrand", "internal": False, "client_id": 88002},
+]
+#: Staff expenses: untagged ones get their department; Jamal's was tagged by hand (kept); one is in
+#: CAD; one was written for Sofia (no staff record) and names her e-mail in the notes.
+HR_EXPENSES: list[dict[str, Any]] = [
+    {
+        "id": 63901,
+        "categoryid": 3002,
+        "staffid": 22,
+        "date": "2026-11-12",
+        "amount": {"amount": "149.00", "code": "USD"},
+        "vendor": "Adobe Stock",
+        "notes": "Stock photography, Summit Outdoor moodboard",
+    },
+    {
+        "id": 63902,
+        "categoryid": 3005,
+        "staffid": 26,
+        "date": "2026-11-13",
+        "amount": {"amount": "212.75", "code": "USD"},
+        "vendor": "Marlowe",
+        "notes": "Client dinner [dept: Sales]",
+    },
+    {
+        "id": 63903,
+        "categoryid": 3004,
+        "staffid": 27,
+        "date": "2026-11-17",
+        "amount": {"amount": "395.00", "code": "CAD"},
+        "vendor": "Dx3 Toronto",
+        "notes": "Conference pass",
+    },
+    {
+        "id": 63904,
+        "categoryid": 3002,
+        "staffid": 1,
+        "date": "2026-11-19",
+        "amount": {"amount": "59.00", "code": "USD"},
+        "vendor": "Fontshare",
+        "notes": f"Font licence, paid for sofia.marchetti@{_HR}",
+    },
+]
+
 INVOICES: list[dict[str, Any]] = [
     {
         "id": 120001,
@@ -437,15 +516,16 @@ def demo_fixture() -> dict[str, Any]:
             BRIGHTSIDE_ACCOUNT_ID: {
                 "categories": CATEGORIES,
                 "ledger_accounts": LEDGER_ACCOUNTS,
-                "staffs": STAFFS,
-                "team_members": TEAM_MEMBERS,
+                "staffs": STAFFS + HR_STAFFS,
+                "team_members": TEAM_MEMBERS + HR_TEAM_MEMBERS,
+                "projects": HR_PROJECTS,
                 "bill_vendors": BILL_VENDORS,
                 "bills": BILLS,
                 "clients": CLIENTS,
                 "items": ITEMS,
                 "taxes": TAXES,
                 "invoices": INVOICES,
-                "expenses": EXPENSES,
+                "expenses": EXPENSES + HR_EXPENSES,
             },
             HARBOR_ACCOUNT_ID: {
                 "categories": CATEGORIES[:2],

@@ -1,0 +1,96 @@
+"""bamboohr_to_freshbooks in the pair conformance suite (the demo story: sandbox/bamboohr/demo.py and the
+``HR_*`` records of sandbox/freshbooks/demo.py)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from typing import Any
+
+from tests.e2e.pair_cases import PairCase
+
+FB_ACCOUNT = "BRT4201"
+DOMAIN = "brightsidemarketing.com"
+MARKER = re.compile(r"\[\s*dept\s*:", re.IGNORECASE)
+
+
+def target_keys(harness: Any) -> dict[str, list[str]]:
+    fb = harness.control.state("freshbooks")["accounts"][FB_ACCOUNT]
+    return {
+        # One item per active bill vendor with a contact e-mail: a person twice shows as a repeat.
+        "person": [
+            str(v["primary_contact_email"]).strip().casefold()
+            for v in fb["bill_vendors"]
+            if v.get("primary_contact_email") and v.get("vis_state", 0) != 1
+        ],
+        # One item per department marker: an expense tagged twice shows as a repeat.
+        "expense": [f"notes:{e['id']}" for e in fb["expenses"] for _ in MARKER.findall(str(e.get("notes") or ""))],
+    }
+
+
+def change_employee(harness: Any, employee_id: str, values: dict[str, Any]) -> None:
+    """What an HR admin does in BambooHR (the sandbox's update endpoint; the pair never writes there)."""
+    with harness.hook("bamboohr") as bamboo:
+        bamboo.client.send_json("POST", f"employees/{employee_id}", json=values)
+
+
+def malform(harness: Any) -> tuple[str, str]:
+    # Every custom report of the next runs answers its first employee (Dana, id 4) with a hire date
+    # that is no date: both concurrent runs must dead-letter her and write everyone else.
+    harness.control.fault(
+        "bamboohr", "corrupt_row", count=25, method="POST", path=r"/reports/custom$", field="hireDate", value="N/A"
+    )
+    return "person", f"dana.whitfield@{DOMAIN}"
+
+
+def list_twice(harness: Any) -> tuple[str, str]:
+    # The next FreshBooks expense listing serves its first expense (Marcus's stock photos) twice.
+    harness.control.fault("freshbooks", "page_drift", count=1, method="GET", path=r"/expenses/expenses$")
+    return "expense", "notes:63901"
+
+
+def rename_onto_sibling(harness: Any) -> tuple[str, str]:
+    change_employee(harness, "5", {"workEmail": f"priya.raman@{DOMAIN}"})  # Marcus gets Priya's e-mail
+    return "person", "5"
+
+
+def stream_goes_on(harness: Any) -> tuple[str, str]:
+    with harness.hook("bamboohr") as bamboo:
+        bamboo.client.send_json(
+            "POST",
+            "employees",
+            json={
+                "firstName": "Lena",
+                "lastName": "Ortiz",
+                "workEmail": f"lena.ortiz@{DOMAIN}",
+                "jobTitle": "Designer",
+                "department": "Creative",
+                "hireDate": datetime.now(timezone.utc).date().isoformat(),
+            },
+        )
+    return "person", f"lena.ortiz@{DOMAIN}"
+
+
+CASE = PairCase(
+    dag_id="bamboohr_to_freshbooks",
+    seed=lambda harness: harness.control.seed_demo(),
+    target_keys=target_keys,
+    story={
+        "person": {
+            f"sofia.marchetti@{DOMAIN}",
+            f"ethan.park@{DOMAIN}",
+            f"jamal.reed@{DOMAIN}",
+            f"grace.kowalski@{DOMAIN}",
+        },
+        "expense": {"notes:63901", "notes:63903", "notes:63904"},
+    },
+    creates=[
+        ("freshbooks", "POST", r"/bill_vendors/bill_vendors$"),
+        ("freshbooks", "PUT", r"/expenses/expenses/\d+$"),
+    ],
+    empty=lambda harness: None,  # the reset sandbox: connected accounts with nothing in them
+    malform=malform,
+    list_twice=list_twice,
+    rename_onto_sibling=rename_onto_sibling,
+    stream_goes_on=stream_goes_on,
+)
