@@ -1,4 +1,4 @@
-"""QuickBooks Online hook: OAuth with rotating refresh tokens, queries, vendors, purchase orders, CDC.
+"""QuickBooks Online hook: OAuth with rotating refresh tokens, queries, a table of entities, CDC.
 
 * **Auth.** OAuth 2.0 per realm. Access tokens live 60 minutes and are refreshed 5 minutes early
   (and once on a 401). The refresh token may change on every refresh, so the newest one is saved,
@@ -213,11 +213,13 @@ def where_clause(filters: Mapping[str, Any]) -> str | None:
 class QboEntity(Resource["QuickBooksHook"]):
     """A QuickBooks entity (``Vendor``, ``PurchaseOrder``...): read by query, written by POST.
 
-    ``list(DisplayName="Acme")`` runs ``SELECT * FROM Vendor WHERE DisplayName = 'Acme'`` (quotes
-    escaped); a list value becomes ``IN (...)``. Inactive rows are left out unless ``Active`` is
-    filtered: ``list(Active=[True, False])`` reads both. ``create``/``update`` take ``request_id=``
-    (default: a hash of the body); ``update`` is sparse on the current SyncToken, re-read once when
-    stale. ``delete`` (``operation=delete``) needs the current SyncToken, read first.
+    ``list(DisplayName="Acme")`` runs ``SELECT * FROM Vendor WHERE DisplayName = 'Acme' ORDERBY Id``
+    (quotes escaped; ordered by Id so pages neither skip nor repeat); a list value becomes
+    ``IN (...)``. Inactive rows are left out unless ``Active`` is filtered: ``list(Active=[True,
+    False])`` reads both. ``create``/``update`` take ``request_id=`` (default: a hash of the body);
+    ``update`` is sparse on the current SyncToken, re-read once when stale. ``delete`` is the
+    entity's rule: ``"operation"`` (``operation=delete`` on the current SyncToken, read first) or
+    ``"soft"`` (``Active: false``, for names that QuickBooks never deletes).
     """
 
     def __init__(self, entity: str, **options: Any) -> None:
@@ -226,6 +228,18 @@ class QboEntity(Resource["QuickBooksHook"]):
     @property
     def entity(self) -> str:
         return self.path
+
+    def list(
+        self, *, where: str | None = None, updated_since: datetime | None = None, **filters: Any
+    ) -> Iterator[Record]:
+        """Every row matching all of the conditions, in Id order, each once.
+
+        :param where: one more condition in the query language (build literals with :meth:`QuickBooksHook.quote`).
+        :param updated_since: only rows changed after this datetime (naive means UTC); no 1000-row cap, unlike CDC.
+        :param filters: field -> value (``=``) or list of values (``IN``).
+        """
+        extra = [f"MetaData.LastUpdatedTime > {QuickBooksHook.quote(_iso(updated_since))}"] if updated_since else []
+        return self._listing(filters, where=[*extra, *([where] if where else [])])
 
     def create(self, body: Mapping[str, Any], *, request_id: str | None = None, **path: Any) -> Record:
         """Create one; ``request_id`` makes a retried POST replay the first answer."""
@@ -253,13 +267,16 @@ class QboEntity(Resource["QuickBooksHook"]):
         return self.hook._sparse_update(self.entity, str(record_id), changes, str(base["SyncToken"]), request_id)
 
     def _rows(self, path: str, filters: dict[str, Any], **options: Any) -> Iterator[Record]:
-        return self.hook.query_entities(self.entity, where_clause(filters))
+        conditions = [c for c in (where_clause(filters), *options.get("where", ())) if c]
+        return self.hook.query_entities(self.entity, " AND ".join(conditions) or None)
 
     def _get(self, path: str) -> Record:
         return self.hook._read(self.entity, path.rsplit("/", 1)[-1])
 
     def _delete(self, path: str) -> Record | None:
         entity_id = path.rsplit("/", 1)[-1]
+        if self.delete_rule == "soft":
+            return self.update(entity_id, {"Active": False})
         body = {"Id": entity_id, "SyncToken": str(self.hook._read(self.entity, entity_id)["SyncToken"])}
         rid = self.hook._default_request_id(f"{self.entity.lower()}.delete", body)
         deleted: Record = self.hook._post(self.entity.lower(), body, rid, {"operation": "delete"})[self.entity]
@@ -289,7 +306,7 @@ class QuickBooksHook(MLConnectorHook):
     pool: ClassVar[str | None] = POOL
     max_concurrency: ClassVar[int] = MAX_CONCURRENT
 
-    vendors = QboEntity("Vendor", filters="Id DisplayName Active")
+    vendors = QboEntity("Vendor", delete="soft", filters="Id DisplayName Active")
     purchase_orders = QboEntity("PurchaseOrder", delete="operation", filters="Id DocNumber")
     bills = QboEntity("Bill", delete="operation", filters="Id DocNumber")
     accounts = QboEntity("Account", verbs="list get", filters="Id AcctNum Name Active AccountType")
@@ -403,17 +420,6 @@ class QuickBooksHook(MLConnectorHook):
         """
         return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
-    def verify_webhook_signature(self, body: bytes, signature: str) -> bool:
-        """Check ``intuit-signature``: base64 HMAC-SHA256 of the raw body keyed with the verifier token.
-
-        :param body: the raw request body, exactly as received.
-        :param signature: the ``intuit-signature`` header.
-        """
-        token = self.require(self.config.webhook_verifier_token, "extra webhook_verifier_token")
-        from airflow_provider_mlconnector.webhooks import signatures
-
-        return signatures.body_hmac(token, body, signature)
-
     def _default_request_id(self, operation: str, body: Mapping[str, Any]) -> str:
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
         return self.request_id_for(self.config.realm_id, operation, canonical)
@@ -496,73 +502,11 @@ class QuickBooksHook(MLConnectorHook):
             statement += f" ORDERBY {order_by}"
         return self.query(statement, page_size=page_size)
 
-    def updated_since(self, entity: str, since: datetime) -> Iterator[dict[str, Any]]:
-        """Rows of ``entity`` changed after ``since`` (no 1000-object cap, unlike CDC; no deletions).
-
-        :param entity: the entity name.
-        :param since: a timezone-aware datetime (naive means UTC).
-        """
-        where = f"MetaData.LastUpdatedTime > {self.quote(_iso(since))}"
-        return self.query_entities(entity, where, order_by="MetaData.LastUpdatedTime")
-
-    def find_vendor_by_name(self, display_name: str) -> dict[str, Any] | None:
-        """The vendor whose DisplayName equals ``display_name`` (inactive ones included), or None.
-
-        :param display_name: the exact DisplayName (quotes are escaped for you).
-        """
-        where = f"DisplayName = {self.quote(display_name)} AND Active IN (true, false)"
-        return next(iter(self.query_entities("Vendor", where, order_by=None, page_size=10)), None)
-
-    def get_vendor(self, vendor_id: str) -> dict[str, Any]:
-        """One vendor by Id.
-
-        :param vendor_id: the QuickBooks Vendor Id.
-        """
-        return self._read("Vendor", vendor_id)
-
-    def get_account(self, account_id: str) -> dict[str, Any]:
-        """One account by Id.
-
-        :param account_id: the QuickBooks Account Id.
-        """
-        return self._read("Account", account_id)
-
-    def find_account_by_number(self, acct_num: str) -> dict[str, Any] | None:
-        """The active account with ``AcctNum`` = ``acct_num`` (e.g. ``"6030"``), or None.
-
-        :param acct_num: the account number of the chart of accounts.
-        """
-        where = f"AcctNum = {self.quote(acct_num)}"
-        return next(iter(self.query_entities("Account", where, order_by=None, page_size=10)), None)
-
-    def list_accounts(self, *, account_type: str | None = None) -> Iterator[dict[str, Any]]:
-        """Active accounts, optionally of one ``AccountType`` (``Expense``, ``Accounts Payable``...).
-
-        :param account_type: filter on AccountType.
-        """
-        where = f"AccountType = {self.quote(account_type)}" if account_type else None
-        return self.query_entities("Account", where)
-
-    def get_purchase_order(self, po_id: str) -> dict[str, Any]:
-        """One purchase order by Id.
-
-        :param po_id: the QuickBooks PurchaseOrder Id.
-        """
-        return self._read("PurchaseOrder", po_id)
-
-    def find_purchase_order_by_doc_number(self, doc_number: str) -> dict[str, Any] | None:
-        """The purchase order with ``DocNumber`` = ``doc_number``, or None.
-
-        :param doc_number: the document number (e.g. the source bill's invoice number).
-        """
-        where = f"DocNumber = {self.quote(doc_number)}"
-        return next(iter(self.query_entities("PurchaseOrder", where, order_by=None, page_size=10)), None)
-
     def get_changes(self, entities: Sequence[str], changed_since: datetime) -> dict[str, list[dict[str, Any]]]:
         """Change data capture: objects of ``entities`` changed after ``changed_since`` (≤ 30 days back).
 
         Deleted objects come back as ``{"Id": ..., "status": "Deleted"}``. One response holds at most
-        1000 objects; when that many come back, read the rest with :meth:`updated_since`.
+        1000 objects; when that many come back, read the rest with ``<entity>.list(updated_since=...)``.
 
         :param entities: entity names, e.g. ``["Vendor", "PurchaseOrder"]``.
         :param changed_since: a timezone-aware datetime (naive means UTC).
@@ -579,70 +523,12 @@ class QuickBooksHook(MLConnectorHook):
                         changes[key].extend(rows)
         if sum(len(rows) for rows in changes.values()) >= CDC_MAX_OBJECTS:
             log.warning(
-                "quickbooks CDC returned %d objects, its cap: read the rest with updated_since()", CDC_MAX_OBJECTS
+                "quickbooks CDC returned %d objects, its cap: read the rest with <entity>.list(updated_since=...)",
+                CDC_MAX_OBJECTS,
             )
         return changes
 
-    # ------------------------------------------------------------------ writes
-
-    def create_vendor(self, vendor: Mapping[str, Any], *, request_id: str | None = None) -> dict[str, Any]:
-        """Create a vendor. A duplicate DisplayName (vendor, customer or employee) is a record error, code 6240.
-
-        :param vendor: the Vendor body (``DisplayName``, ``CompanyName``, ``BillAddr``...).
-        :param request_id: from :meth:`request_id_for` of the source record; defaults to a hash of the body.
-        """
-        rid = request_id or self._default_request_id("vendor.create", vendor)
-        payload = self._post("vendor", vendor, rid)
-        created: dict[str, Any] = payload["Vendor"]
-        return created
-
-    def update_vendor(
-        self, vendor_id: str, changes: Mapping[str, Any], *, sync_token: str, request_id: str | None = None
-    ) -> dict[str, Any]:
-        """Sparse-update a vendor. On a stale SyncToken the vendor is re-read and the update retried once.
-
-        :param vendor_id: the Vendor Id.
-        :param changes: only the fields to change.
-        :param sync_token: the SyncToken of the version the changes were based on.
-        :param request_id: from :meth:`request_id_for`; the SyncToken is mixed in per attempt.
-        """
-        return self._sparse_update("Vendor", vendor_id, changes, sync_token, request_id)
-
-    def create_purchase_order(self, order: Mapping[str, Any], *, request_id: str | None = None) -> dict[str, Any]:
-        """Create a purchase order (``VendorRef``, ``APAccountRef``, ``Line``; ``TotalAmt`` is computed).
-
-        :param order: the PurchaseOrder body.
-        :param request_id: from :meth:`request_id_for` of the source record; defaults to a hash of the body.
-        """
-        rid = request_id or self._default_request_id("purchaseorder.create", order)
-        payload = self._post("purchaseorder", order, rid)
-        created: dict[str, Any] = payload["PurchaseOrder"]
-        return created
-
-    def update_purchase_order(
-        self, po_id: str, changes: Mapping[str, Any], *, sync_token: str, request_id: str | None = None
-    ) -> dict[str, Any]:
-        """Sparse-update a purchase order (a ``Line`` list replaces all lines); one retry on a stale SyncToken.
-
-        :param po_id: the PurchaseOrder Id.
-        :param changes: only the fields to change.
-        :param sync_token: the SyncToken the changes were based on.
-        :param request_id: from :meth:`request_id_for`; the SyncToken is mixed in per attempt.
-        """
-        return self._sparse_update("PurchaseOrder", po_id, changes, sync_token, request_id)
-
-    def delete_purchase_order(self, po_id: str, *, sync_token: str) -> dict[str, Any]:
-        """Delete a purchase order (``status: Deleted`` in CDC afterwards).
-
-        :param po_id: the PurchaseOrder Id.
-        :param sync_token: its current SyncToken.
-        """
-        body = {"Id": po_id, "SyncToken": sync_token}
-        payload = self._post(
-            "purchaseorder", body, self._default_request_id("purchaseorder.delete", body), {"operation": "delete"}
-        )
-        deleted: dict[str, Any] = payload["PurchaseOrder"]
-        return deleted
+    # ------------------------------------------------------------------ SyncToken updates (QboEntity.update)
 
     def _sparse_update(
         self, entity: str, entity_id: str, changes: Mapping[str, Any], sync_token: str, request_id: str | None

@@ -27,6 +27,7 @@ from airflow_provider_mlconnector.sandbox.quickbooks import (
     SANDBOX_REFRESH_TOKEN,
     QuickBooksSandbox,
 )
+from airflow_provider_mlconnector.webhooks import signatures
 
 CONN_ID = "qbo_test"
 TOKEN_KEY = chain_key(SANDBOX_CLIENT_ID, SANDBOX_REFRESH_TOKEN, SANDBOX_REALM_ID)
@@ -167,7 +168,7 @@ def test_secrets_never_reach_the_logs(running, make_hook, store, caplog):
     running.control.fault("quickbooks", "expired_auth")
     hook.get_company_info()
     with pytest.raises(RecordRejectedError) as info:
-        hook.create_vendor({"DisplayName": "Adobe Inc."})
+        hook.vendors.create({"DisplayName": "Adobe Inc."})
     saved = store.tokens.get("quickbooks", TOKEN_KEY)
     text = caplog.text + str(info.value) + repr(hook.config)
     for secret in (SANDBOX_CLIENT_SECRET, SANDBOX_REFRESH_TOKEN, saved["refresh_token"], saved["access_token"]):
@@ -220,23 +221,25 @@ def test_query_exact_multiple_reads_one_empty_page(running, make_hook):
 
 def test_find_vendor_by_name_escapes_quotes_and_sees_inactive(make_hook):
     hook = make_hook()
-    created = hook.create_vendor({"DisplayName": "Dianne's Auto Shop", "Active": False})
-    assert hook.find_vendor_by_name("Dianne's Auto Shop")["Id"] == created["Id"]
-    assert hook.find_vendor_by_name("Adobe Inc.")["Id"] == "56"
-    assert hook.find_vendor_by_name("Nobody Ltd") is None
+    created = hook.vendors.create({"DisplayName": "Dianne's Auto Shop", "Active": False})
+    assert hook.vendors.find(DisplayName="Dianne's Auto Shop", Active=[True, False])["Id"] == created["Id"]
+    assert hook.vendors.find(DisplayName="Adobe Inc.", Active=[True, False])["Id"] == "56"
+    assert hook.vendors.find(DisplayName="Nobody Ltd", Active=[True, False]) is None
 
 
 def test_accounts_by_number_and_type(make_hook):
     hook = make_hook()
-    assert hook.find_account_by_number("6030")["Name"] == "Advertising & Promotion"
-    assert hook.find_account_by_number("6050") is None  # no meals account in the story
-    assert [a["AcctNum"] for a in hook.list_accounts(account_type="Expense")] == ["6010", "6020", "6030", "6040"]
-    assert hook.get_account("33")["AccountType"] == "Accounts Payable"
+    assert hook.accounts.find(AcctNum="6030")["Name"] == "Advertising & Promotion"
+    assert hook.accounts.find(AcctNum="6050") is None  # no meals account in the story
+    assert [a["AcctNum"] for a in hook.accounts.list(AccountType="Expense")] == ["6010", "6020", "6030", "6040"]
+    assert hook.accounts.get("33")["AccountType"] == "Accounts Payable"
+    with pytest.raises(TypeError, match="quickbooks accounts cannot create"):
+        hook.accounts.create({"Name": "New"})
 
 
 def test_missing_object_is_not_found(make_hook):
     with pytest.raises(NotFoundError) as info:
-        make_hook().get_vendor("9999")
+        make_hook().vendors.get("9999")
     assert info.value.code == "610"
 
 
@@ -247,12 +250,12 @@ def test_vendor_and_purchase_order_story(make_hook):
     hook = make_hook()
     rid = hook.request_id_for("bill-qbo", "vendor", "00901CLH", "fp-1")
     assert len(rid) <= 50
-    vendor = hook.create_vendor({"DisplayName": "Cloudline Hosting", "BillAddr": {"Country": "US"}}, request_id=rid)
-    account = hook.find_account_by_number("6020")
-    order = hook.create_purchase_order(
+    vendor = hook.vendors.create({"DisplayName": "Cloudline Hosting", "BillAddr": {"Country": "US"}}, request_id=rid)
+    account = hook.accounts.find(AcctNum="6020")
+    order = hook.purchase_orders.create(
         {
             "VendorRef": {"value": vendor["Id"]},
-            "APAccountRef": {"value": hook.find_account_by_number("2000")["Id"]},
+            "APAccountRef": {"value": hook.accounts.find(AcctNum="2000")["Id"]},
             "DocNumber": "CLH-3301",
             "Line": [
                 {
@@ -265,16 +268,18 @@ def test_vendor_and_purchase_order_story(make_hook):
         request_id=hook.request_id_for("bill-qbo", "po", "00n01CLH3301", "fp-1"),
     )
     assert order["TotalAmt"] == 420.0 and order["VendorRef"]["name"] == "Cloudline Hosting"
-    updated = hook.update_purchase_order(order["Id"], {"Memo": "Hosting, November"}, sync_token=order["SyncToken"])
+    updated = hook.purchase_orders.update(order["Id"], {"Memo": "Hosting, November"}, current=order)
     assert updated["SyncToken"] == "1" and updated["Memo"] == "Hosting, November"
-    assert hook.find_purchase_order_by_doc_number("CLH-3301")["Id"] == order["Id"]
-    deleted = hook.delete_purchase_order(order["Id"], sync_token="1")
+    assert hook.purchase_orders.find(DocNumber="CLH-3301")["Id"] == order["Id"]
+    deleted = hook.purchase_orders.delete(order["Id"])
     assert deleted["status"] == "Deleted"
+    assert hook.vendors.delete(vendor["Id"])["Active"] is False  # names are never deleted: made inactive
+    assert hook.vendors.find(DisplayName="Cloudline Hosting") is None
 
 
 def test_lost_answer_is_replayed_not_duplicated(running, make_hook):
     running.control.fault("quickbooks", "drop_after_commit", method="POST", path="/vendor$")
-    vendor = make_hook().create_vendor({"DisplayName": "Cloudline Hosting"})
+    vendor = make_hook().vendors.create({"DisplayName": "Cloudline Hosting"})
     assert vendor["DisplayName"] == "Cloudline Hosting"
     names = [v["DisplayName"] for v in running.control.state("quickbooks")[SANDBOX_REALM_ID]["Vendor"]]
     assert names.count("Cloudline Hosting") == 1
@@ -283,16 +288,16 @@ def test_lost_answer_is_replayed_not_duplicated(running, make_hook):
 
 def test_duplicate_name_is_a_record_error_not_retried(running, make_hook):
     with pytest.raises(RecordRejectedError) as info:
-        make_hook().create_vendor({"DisplayName": "Dana Whitfield"})  # an Employee has it
+        make_hook().vendors.create({"DisplayName": "Dana Whitfield"})  # an Employee has it
     assert info.value.code == qbo.DUPLICATE_NAME
     assert counts(running)["quickbooks POST /v3/company/{realm}/vendor"] == 1
 
 
 def test_stale_sync_token_is_reread_and_retried_once(running, make_hook):
     hook = make_hook()
-    vendor = hook.create_vendor({"DisplayName": "Cloudline Hosting"})
-    hook.update_vendor(vendor["Id"], {"CompanyName": "Cloudline Inc."}, sync_token="0")  # someone else's edit
-    updated = hook.update_vendor(vendor["Id"], {"AcctNum": "CL-7"}, sync_token="0")
+    vendor = hook.vendors.create({"DisplayName": "Cloudline Hosting"})
+    hook.vendors.update(vendor["Id"], {"CompanyName": "Cloudline Inc."}, current=vendor)  # someone else's edit
+    updated = hook.vendors.update(vendor["Id"], {"AcctNum": "CL-7"}, current=vendor)
     assert updated["SyncToken"] == "2"
     assert updated["AcctNum"] == "CL-7" and updated["CompanyName"] == "Cloudline Inc."
     vendor_calls = [s for m, r, s in statuses(running) if r.endswith("/vendor") or r.endswith("/vendor/{id}")]
@@ -310,7 +315,7 @@ def test_stale_twice_raises_stale_object_error(requests_mock, conn, make_hook):
     requests_mock.post(f"{base}/vendor", status_code=400, json=stale)
     requests_mock.get(f"{base}/vendor/7", json={"Vendor": {"Id": "7", "SyncToken": "5"}})
     with pytest.raises(StaleObjectError) as info:
-        make_hook().update_vendor("7", {"AcctNum": "X"}, sync_token="3")
+        make_hook().vendors.update("7", {"AcctNum": "X"}, current={"Id": "7", "SyncToken": "3"})
     assert isinstance(info.value, RecordRejectedError) and info.value.code == "5010"
     posts = [r for r in requests_mock.request_history if r.method == "POST" and "/vendor" in r.path]
     assert [json.loads(r.body)["SyncToken"] for r in posts] == ["3", "5"]
@@ -324,7 +329,7 @@ def test_429_is_absorbed_after_qbo_s_60_seconds(running, make_hook, sleeps):
     hook = make_hook()
     hook.get_company_info()
     running.control.fault("quickbooks", "429", count=2)
-    assert hook.get_vendor("56")["DisplayName"] == "Adobe Inc."
+    assert hook.vendors.get("56")["DisplayName"] == "Adobe Inc."
     assert len(sleeps) == 2 and all(60 <= s <= 61 for s in sleeps)
 
 
@@ -332,7 +337,7 @@ def test_429_wait_is_capped_by_retry_settings(running, make_hook, sleeps):
     hook = make_hook(retry=RetrySettings(max_attempts=3, base_wait=0.01, max_wait=5))
     hook.get_company_info()
     running.control.fault("quickbooks", "429")
-    hook.get_vendor("56")
+    hook.vendors.get("56")
     assert len(sleeps) == 1 and 5 <= sleeps[0] <= 6
 
 
@@ -345,7 +350,7 @@ def test_per_minute_quota_is_waited_out(running, store, conn):
         running.control.advance_clock(seconds)
 
     hook = QuickBooksHook(CONN_ID, state_store=store, sleep=sandbox_sleep, retry=RetrySettings(max_attempts=3))
-    names = [hook.get_vendor("56")["DisplayName"] for _ in range(5)]
+    names = [hook.vendors.get("56")["DisplayName"] for _ in range(5)]
     assert names == ["Adobe Inc."] * 5
     assert len(waited) == 1 and 60 <= waited[0] <= 61
 
@@ -353,7 +358,7 @@ def test_per_minute_quota_is_waited_out(running, store, conn):
 def test_budget_keeps_a_burst_under_ten_per_second(running, make_hook):
     hook = make_hook()
     for _ in range(14):
-        hook.get_vendor("56")
+        hook.vendors.get("56")
     assert all(status != 429 for _, _, status in statuses(running))
 
 
@@ -367,7 +372,7 @@ def test_never_more_than_ten_requests_in_flight(running, make_hook):
 
     def read():
         try:
-            hook.get_vendor("56")
+            hook.vendors.get("56")
         except BaseException as exc:
             errors.append(exc)
 
@@ -398,10 +403,10 @@ def test_minorversion_on_every_call_and_requestid_on_writes(mocked, make_hook):
     mock.get(f"{base}/vendor/56", json={"Vendor": {"Id": "56"}})
     mock.post(f"{base}/vendor", json={"Vendor": {"Id": "57"}})
     hook = make_hook()
-    hook.get_vendor("56")
-    hook.create_vendor({"DisplayName": "A"}, request_id="rid-1")
-    hook.create_vendor({"DisplayName": "A"})
-    hook.create_vendor({"DisplayName": "A"})
+    hook.vendors.get("56")
+    hook.vendors.create({"DisplayName": "A"}, request_id="rid-1")
+    hook.vendors.create({"DisplayName": "A"})
+    hook.vendors.create({"DisplayName": "A"})
     api_calls = [r for r in mock.request_history if "/v3/company/" in r.url]
     assert all(r.qs["minorversion"] == ["75"] for r in api_calls)
     assert api_calls[0].headers["Authorization"] == "Bearer at-1"
@@ -419,7 +424,7 @@ def test_fault_inside_a_200_is_an_error(mocked, make_hook):
     }
     mock.post(f"{base}/vendor", json=fault)
     with pytest.raises(RecordRejectedError) as info:
-        make_hook().create_vendor({"DisplayName": "A"})
+        make_hook().vendors.create({"DisplayName": "A"})
     assert info.value.code == "6240"
 
 
@@ -442,8 +447,8 @@ def test_change_data_capture(running, make_hook):
 
     hook = make_hook()
     since = datetime.now(timezone.utc) - timedelta(minutes=5)
-    vendor = hook.create_vendor({"DisplayName": "Cloudline Hosting"})
-    order = hook.create_purchase_order(
+    vendor = hook.vendors.create({"DisplayName": "Cloudline Hosting"})
+    order = hook.purchase_orders.create(
         {
             "VendorRef": {"value": vendor["Id"]},
             "APAccountRef": {"value": "33"},
@@ -456,22 +461,23 @@ def test_change_data_capture(running, make_hook):
             ],
         }
     )
-    hook.delete_purchase_order(order["Id"], sync_token="0")
+    hook.purchase_orders.delete(order["Id"])
     changes = hook.get_changes(["Vendor", "PurchaseOrder"], since)
     assert [v["Id"] for v in changes["Vendor"]] == [vendor["Id"]]
     assert changes["PurchaseOrder"][0]["status"] == "Deleted"
     running.control.switch("quickbooks", "cdc_shape", "combined")
     assert hook.get_changes(["Vendor", "PurchaseOrder"], since) == changes
-    assert [v["Id"] for v in hook.updated_since("Vendor", since)] == [vendor["Id"]]
+    assert [v["Id"] for v in hook.vendors.list(updated_since=since)] == [vendor["Id"]]
 
 
 def test_webhook_signature_verification(running, make_hook):
     running.control.switch("quickbooks", "webhook_endpoint", "http://127.0.0.1:9/qbo")
     before = len(running.control.webhooks())
     hook = make_hook()
-    hook.create_vendor({"DisplayName": "Cloudline Hosting"})
+    hook.vendors.create({"DisplayName": "Cloudline Hosting"})
     running.sandbox.ctx.webhooks.wait_idle()
     (delivery,) = running.control.webhooks()[before:]
-    body = delivery["body"].encode()
-    assert hook.verify_webhook_signature(body, delivery["headers"]["intuit-signature"])
-    assert not hook.verify_webhook_signature(body + b" ", delivery["headers"]["intuit-signature"])
+    body, signature = delivery["body"].encode(), delivery["headers"]["intuit-signature"]
+    # the receiver's verifier (webhooks/signatures.py) with the connection's verifier token
+    assert signatures.body_hmac(hook.config.webhook_verifier_token, body, signature)
+    assert not signatures.body_hmac(hook.config.webhook_verifier_token, body + b" ", signature)

@@ -134,11 +134,11 @@ def change_bigcommerce_order(sandbox, status_id: int) -> None:
 def test_every_emulator_delivers_into_the_inbox(sandbox, environment, registered):
     store = environment
     # One change in each system.
-    hook("freshbooks").update_bill(7105, {"bill_number": "META-88213-R"})
-    hook("bill").create_vendor({"name": "Webhook Vendor", "address": ADDRESS})
+    hook("freshbooks").bills.update(7105, {"bill_number": "META-88213-R"})
+    hook("bill").vendors.create({"name": "Webhook Vendor", "address": ADDRESS})
     change_bigcommerce_order(sandbox, 11)
     sandbox.sandbox.systems["bamboohr"].update_employee("9", {"jobTitle": "Senior Account Manager"})
-    hook("quickbooks").create_vendor({"DisplayName": "Webhook Vendor QBO"})
+    hook("quickbooks").vendors.create({"DisplayName": "Webhook Vendor QBO"})
     deliveries = settle(sandbox)
 
     assert pending_types(store, "freshbooks") == ["bill.update"]
@@ -183,10 +183,10 @@ def test_unconfirmed_wire_variants_are_accepted(sandbox, environment, registered
     # Other signature header names: the secret header set at registration still authenticates.
     sandbox.control.switch("bigcommerce", "webhook_header_signature", "X-BC-Signature")
     try:
-        hook("bill").create_vendor({"name": "Escaped Vendor", "address": ADDRESS})
+        hook("bill").vendors.create({"name": "Escaped Vendor", "address": ADDRESS})
         change_bigcommerce_order(sandbox, 10)
         sandbox.sandbox.systems["bamboohr"].update_employee("9", {"department": "Sales"})
-        hook("quickbooks").create_vendor({"DisplayName": "Legacy Payload Vendor"})
+        hook("quickbooks").vendors.create({"DisplayName": "Legacy Payload Vendor"})
         deliveries = settle(sandbox)
     finally:
         for system, name in (
