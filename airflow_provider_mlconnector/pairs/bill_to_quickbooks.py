@@ -47,9 +47,10 @@ Mapping rules an accountant can check:
   integration did not write are left alone.
 
 **Safe to retry**: every create and update carries a ``requestid`` derived from the record, its
-content and the hour (QuickBooks replays its first answer to a repeated requestid), and a create
-is preceded by the ``DisplayName`` / vendor + ``DocNumber`` lookup (requestid alone has let
-duplicates through). BILL reads run in the ``bill_api`` pool, QuickBooks calls in
+content and the hour (QuickBooks replays its first answer to a repeated requestid). A create whose
+answer was lost is never re-sent blindly: the ``DisplayName`` / vendor + ``DocNumber`` lookup runs
+first (requestid alone has let duplicates through), and only then the create, with the same
+requestid. BILL reads run in the ``bill_api`` pool, QuickBooks calls in
 ``quickbooks_api`` (10 concurrent requests per realm).
 
 **Params**: ``dry_run``, ``full_resync``, ``replay_dead_letters`` (see the DAG's params).
@@ -195,7 +196,7 @@ def find_vendor(qb: QuickBooksHook, display_name: str) -> Record | None:
 def create_vendor(qb: QuickBooksHook, payload: Record) -> Record:
     name = str(payload["DisplayName"])
     try:
-        return qb.vendors.create(payload, request_id=write_id("vendor", name, payload))
+        return qb.vendors.create(payload, request_id=write_id("vendor", name, payload), replay=False)
     except RecordRejectedError as exc:
         raise refusal(qb, exc, payload) from None
 
@@ -429,7 +430,7 @@ class Documents:
     def create(self, qb: QuickBooksHook, payload: Record) -> Record:
         try:
             return self.resource(qb).create(
-                payload, request_id=write_id(self.entity, document_key({}, payload), payload)
+                payload, request_id=write_id(self.entity, document_key({}, payload), payload), replay=False
             )
         except RecordRejectedError as exc:
             raise refusal(qb, exc, payload) from None
@@ -479,26 +480,30 @@ def chunks(values: list[str]) -> Iterator[list[str]]:
 
 
 def refusal(qb: QuickBooksHook, exc: RecordRejectedError, payload: Record) -> RecordError:
-    """QuickBooks' refusal as a reason a person can act on (the code and QuickBooks' words kept)."""
+    """QuickBooks' refusal as a reason a person can act on (the code and QuickBooks' words kept).
+
+    Kind ``validation`` like every refusal, so the engine does not resend the same content every
+    run; the reason says what to fix.
+    """
     if exc.code == DUPLICATE_NAME:
         name = str(payload.get("DisplayName") or "")
         holder = name_holder(qb, name)
         return RecordError(
             f"QuickBooks {holder} already uses the name '{name}' (names are unique across vendors, customers "
             "and employees; 6240): rename one of them, nothing was renamed",
-            kind="duplicate_name",
+            kind="validation",  # QuickBooks refused this content: not resent until replayed
         )
     if exc.code == DUPLICATE_DOC_NUMBER:
         return RecordError(
             f"QuickBooks already has a document numbered {payload.get('DocNumber')} (6140: {exc.message}); "
             "another vendor's document uses it: renumber one of them",
-            kind="duplicate_doc_number",
+            kind="validation",  # QuickBooks refused this content: not resent until replayed
         )
     if exc.code == PERIOD_CLOSED:
         return RecordError(
             f"the QuickBooks books are closed for {payload.get('TxnDate')} (6210: {exc.message}); "
             "reopen the period or re-date the bill, then replay",
-            kind="period_closed",
+            kind="validation",  # QuickBooks refused this content: not resent until replayed
         )
     return exc
 

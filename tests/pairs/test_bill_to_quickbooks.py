@@ -323,14 +323,17 @@ def rejected(code: str, message: str = "refused") -> RecordRejectedError:
 def test_a_name_used_by_a_customer_is_a_dead_letter_naming_the_customer() -> None:
     hook = NameQueries({"Customer": {"Id": "12", "DisplayName": "Harbor Street Bakery"}})
     error = pair.refusal(hook, rejected("6240"), {"DisplayName": "Harbor Street Bakery"})  # type: ignore[arg-type]
-    assert error.kind == "duplicate_name" and "Customer 12 'Harbor Street Bakery'" in error.reason
+    assert (
+        error.kind == "validation" and "Customer 12 'Harbor Street Bakery'" in error.reason and "6240" in error.reason
+    )
 
 
 def test_a_duplicate_doc_number_and_a_closed_period_are_named() -> None:
     payload = {"DocNumber": "CLH-3301", "TxnDate": "2025-12-31"}
-    assert pair.refusal(NameQueries({}), rejected("6140"), payload).kind == "duplicate_doc_number"  # type: ignore[arg-type]
+    duplicate = pair.refusal(NameQueries({}), rejected("6140"), payload)  # type: ignore[arg-type]
+    assert "numbered CLH-3301" in duplicate.reason and "6140" in duplicate.reason
     closed = pair.refusal(NameQueries({}), rejected("6210"), payload)  # type: ignore[arg-type]
-    assert closed.kind == "period_closed" and "2025-12-31" in closed.reason
+    assert "closed for 2025-12-31" in closed.reason and closed.kind == duplicate.kind == "validation"
 
 
 def test_other_refusals_stay_quickbooks_own() -> None:

@@ -26,8 +26,12 @@ from airflow_provider_mlconnector.sandbox.bill.demo import (
     ADOBE_BILL_ID,
     ADOBE_VENDOR_ID,
     CLOUDLINE_BILL_IDS,
+    demo_fixture,
 )
 from airflow_provider_mlconnector.sandbox.server import RunningSandbox
+
+#: how many vendors and bills the demo story seeds (counts below are relative to it).
+DEMO_VENDORS, DEMO_BILLS = len(demo_fixture()["vendors"]), len(demo_fixture()["bills"])
 
 ORG = SANDBOX_ORGANIZATION_ID
 ADDRESS = {
@@ -227,10 +231,19 @@ def test_demo_story_is_loaded(sandbox, bill):
         "6020": "Software & Subscriptions",
         "6030": "Advertising & Promotion",
         "6040": "Office Supplies",
+        "6070": "Team Offsite & Events",
     }
     assert all(a["id"].startswith("0ca") and len(a["id"]) == 20 for a in accounts.values())
     vendors = {v["name"]: v for v in bill.get("/vendors", max=100).json()["results"]}
-    assert set(vendors) == {"Adobe Inc.", "Cloudline Hosting"}
+    assert set(vendors) == {
+        "Adobe Inc.",
+        "Cloudline Hosting",
+        "Brightline Events",
+        "Maple Print Co.",
+        "Harbor Street Bakery",
+        "Old Town Couriers",
+    }
+    assert vendors["Old Town Couriers"]["archived"] is True and vendors["Maple Print Co."]["billCurrency"] == "CAD"
     assert vendors["Adobe Inc."]["address"]["country"] == "US"
     adobe_bill = bill.get(f"/bills/{ADOBE_BILL_ID}").json()
     assert adobe_bill["invoice"]["invoiceNumber"] == "ADB-2026-10"
@@ -261,7 +274,7 @@ def test_amounts_are_exact_json_numbers(sandbox, bill):
 
 
 def test_page_size_defaults_to_20_and_is_capped_at_100(sandbox, bill):
-    sandbox.control.generate({"bill": {"vendors": 45}})
+    sandbox.control.generate({"bill": {"vendors": 41}})  # + the demo story's 6 = 47
     first = bill.get("/vendors").json()
     assert len(first["results"]) == 20
     assert "nextPage" in first and "prevPage" not in first
@@ -273,7 +286,7 @@ def test_page_size_defaults_to_20_and_is_capped_at_100(sandbox, bill):
 
 
 def test_switch_default_page_size(sandbox, bill):
-    sandbox.control.generate({"bill": {"vendors": 45}})
+    sandbox.control.generate({"bill": {"vendors": 41}})  # + the demo story's 6 = 47
     sandbox.control.switch("bill", "default_page_size", 100)
     assert len(bill.get("/vendors").json()["results"]) == 47
 
@@ -290,7 +303,7 @@ def test_switches_return_to_defaults_on_reset(sandbox):
 
 
 def test_next_page_tokens_walk_to_the_end(sandbox, bill):
-    sandbox.control.generate({"bill": {"vendors": 45}})
+    sandbox.control.generate({"bill": {"vendors": 41}})  # + the demo story's 6 = 47
     seen, token, pages = [], None, []
     while True:
         params = {"max": 20, **({"page": token} if token else {})}
@@ -371,7 +384,7 @@ def test_bad_filters_are_rejected(sandbox, bill, entity, filters, fragment):
 
 def test_sort(sandbox, bill):
     names = [v["name"] for v in bill.get("/vendors", sort="name:desc").json()["results"]]
-    assert names == ["Cloudline Hosting", "Adobe Inc."]
+    assert names == sorted((v["name"] for v in demo_fixture()["vendors"]), reverse=True)
     assert error_of(bill.get("/vendors", sort="email:asc"))["code"] == "BDC_1100"
 
 
@@ -437,7 +450,7 @@ def test_bulk_vendors_limit_and_all_or_nothing(sandbox, bill):
     mixed = bill.post("/vendors/bulk", [vendor_body("Good"), vendor_body("Bad", address={**ADDRESS, "country": "USA"})])
     assert mixed.status_code == 400
     assert messages_of(mixed) == ["[1].address.country: must be a valid ISO 3166-1 alpha-2 country code, e.g. US"]
-    assert len(state(sandbox)["vendors"]) == 2  # nothing was created
+    assert len(state(sandbox)["vendors"]) == DEMO_VENDORS  # nothing was created
     ok = bill.post("/vendors/bulk", [vendor_body(f"V{i}") for i in range(20)])
     assert ok.status_code == 201
     assert len(ok.json()) == 20
@@ -515,7 +528,7 @@ def test_bulk_bills_are_all_or_nothing(sandbox, bill):
     batch = [bill_body(number="OK-1"), bill_body(number="BAD", vendor_id="00902NOPE"), bill_body(number="OK-2")]
     response = bill.post("/bills/bulk", batch)
     assert messages_of(response) == ["[1].vendorId: vendor 00902NOPE was not found"]
-    assert len(state(sandbox)["bills"]) == 3
+    assert len(state(sandbox)["bills"]) == DEMO_BILLS
 
 
 def test_patch_put_archive_bill(sandbox, bill):
@@ -834,13 +847,13 @@ def test_webhook_body_as_json_string_switch(sandbox, bill, receiver):
 def test_seeding_the_demo_twice_keeps_one_copy(sandbox):
     sandbox.control.seed_demo()
     snap = state(sandbox)
-    assert (len(snap["vendors"]), len(snap["bills"]), len(snap["payments"])) == (2, 3, 2)
+    assert (len(snap["vendors"]), len(snap["bills"]), len(snap["payments"])) == (DEMO_VENDORS, DEMO_BILLS, 2)
 
 
 def test_generate_snapshot_and_reset(sandbox):
     sandbox.control.generate({"bill": {"vendors": 3, "bills": 7}})
     snap = state(sandbox)
-    assert len(snap["vendors"]) == 5 and len(snap["bills"]) == 10
+    assert len(snap["vendors"]) == DEMO_VENDORS + 3 and len(snap["bills"]) == DEMO_BILLS + 7
     assert all(len(b["id"]) == 20 for b in snap["bills"])
     sandbox.control.reset()
     empty = state(sandbox)

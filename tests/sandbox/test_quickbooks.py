@@ -399,7 +399,7 @@ def test_purchase_order_validation(running, api):
     )
     assert fault_of(api.post("/purchaseorder", mismatch))[0] == "6070"
     assert api.post("/purchaseorder", po_body()).status_code == 200
-    assert fault_of(api.post("/purchaseorder", po_body()))[0] == "6210"  # duplicate DocNumber
+    assert fault_of(api.post("/purchaseorder", po_body()))[0] == "6140"  # duplicate DocNumber (addendum 2.3)
     running.control.switch("quickbooks", "duplicate_docnumber_error", False)
     assert api.post("/purchaseorder", po_body()).status_code == 200
 
@@ -413,6 +413,53 @@ def test_purchase_order_doc_number_assigned_update_and_delete(api):
     gone = api.post("/purchaseorder", {"Id": order["Id"], "SyncToken": "1"}, operation="delete").json()
     assert gone["PurchaseOrder"] == {"status": "Deleted", "Id": order["Id"], "domain": "QBO"}
     assert fault_of(api.call("GET", f"/purchaseorder/{order['Id']}"))[0] == "610"
+
+
+def test_a_doc_number_over_21_characters_is_refused(api):
+    code, detail = fault_of(api.post("/purchaseorder", po_body(DocNumber="X" * 22)))
+    assert code == "2050" and "Max:21" in detail
+    assert api.post("/purchaseorder", po_body(DocNumber="X" * 21)).status_code == 200
+
+
+def test_a_document_dated_in_a_closed_period_is_refused_with_6210(running, api):
+    running.control.switch("quickbooks", "books_closed_through", "2026-09-30")
+    code, detail = fault_of(api.post("/purchaseorder", po_body(TxnDate="2026-09-30")))
+    assert code == "6210" and "closed" in detail
+    assert api.post("/purchaseorder", po_body(TxnDate="2026-10-01")).status_code == 200
+
+
+def test_purchase_orders_turned_off_refuse_purchase_orders_but_not_bills(running, api):
+    running.control.switch("quickbooks", "purchase_orders_enabled", False)
+    code, detail = fault_of(api.post("/purchaseorder", po_body()))
+    assert code == "6000" and "turned off" in detail
+    assert api.post("/bill", po_body()).status_code == 200
+
+
+def test_bills_post_with_a_balance_and_their_numbers_belong_to_their_vendor(api):
+    created = api.post("/bill", po_body(DocNumber="INV-7"))
+    assert created.status_code == 200, created.text
+    bill = created.json()["Bill"]
+    assert bill["TotalAmt"] == 659.88 and bill["Balance"] == 659.88 and "POStatus" not in bill
+    assert fault_of(api.post("/bill", po_body(DocNumber="INV-7")))[0] == "6140"
+    other_vendor = api.post("/vendor", {"DisplayName": "Cloudline Hosting"}).json()["Vendor"]["Id"]
+    assert api.post("/bill", po_body(DocNumber="INV-7", VendorRef={"value": other_vendor})).status_code == 200
+    assert api.rows("SELECT * FROM Bill WHERE DocNumber = 'INV-7'", "Bill")[0]["Id"] == bill["Id"]
+    gone = api.post("/bill", {"Id": bill["Id"], "SyncToken": "0"}, operation="delete")
+    assert gone.json()["Bill"]["status"] == "Deleted"
+
+
+def test_a_foreign_currency_vendor_needs_multicurrency_and_keeps_its_currency(running, api):
+    cad = {"DisplayName": "Maple Print Co.", "CurrencyRef": {"value": "CAD"}}
+    assert fault_of(api.post("/vendor", cad))[0] == "6000"
+    running.control.switch("quickbooks", "multicurrency_enabled", True)
+    vendor = api.post("/vendor", cad).json()["Vendor"]
+    change = {"Id": vendor["Id"], "SyncToken": "0", "sparse": True, "CurrencyRef": {"value": "USD"}}
+    assert fault_of(api.post("/vendor", change))[0] == "6000"
+
+
+def test_company_info_names_the_plan(api):
+    info = api.call("GET", f"/companyinfo/{SANDBOX_REALM_ID}").json()["CompanyInfo"]
+    assert {"Name": "OfferingSku", "Value": "QuickBooks Online Plus"} in info["NameValue"]
 
 
 # ---------------------------------------------------------------------- requestid replay

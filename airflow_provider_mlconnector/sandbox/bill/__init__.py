@@ -183,6 +183,8 @@ class BillSandbox(SystemSandbox):
             if item.get("id") in org.vendors:
                 continue
             vendor = backend.create_vendor(org, _strip_meta(item), emit=False)
+            if item.get("archived"):  # an archived vendor is created, then archived (BILL's only way)
+                vendor["archived"], vendor["recordStatus"] = True, "INACTIVE"
             self._restamp(_rekey(org.vendors, vendor, item.get("id")), item)
         for item in fixture.get("bills", []):
             org = self._org_of(item)

@@ -4,7 +4,11 @@ BILL already holds what the AP clerk typed in by hand: the chart of accounts (no
 purpose: FreshBooks bill NCC-778 must dead-letter as unmapped), vendor "Adobe Inc." with bill
 ADB-2026-10 and its cleared payment (the sync must match both, not duplicate them, and write the
 payment back to FreshBooks), and vendor "Cloudline Hosting" with two bills for the BILL ->
-QuickBooks story. Amounts are strings here so the fixture is exact; the backend keeps Decimals.
+QuickBooks story. That story's unglamorous cases live in vendors no other pair touches: Brightline
+Events (a bill on "6070 Team Offsite & Events", which QuickBooks' chart lacks, and one with a
+27-character invoice number), Maple Print Co. (bills in CAD), Harbor Street Bakery (a QuickBooks
+customer's name) and Old Town Couriers (archived, never synced). Amounts are strings here so the
+fixture is exact; the backend keeps Decimals.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ ACCOUNTS: dict[str, tuple[str, str, str]] = {
     "6020": ("0ca02BRTSIDECOA6020a", "Software & Subscriptions", "EXPENSE"),
     "6030": ("0ca02BRTSIDECOA6030a", "Advertising & Promotion", "EXPENSE"),
     "6040": ("0ca02BRTSIDECOA6040a", "Office Supplies", "EXPENSE"),
+    # BILL-only: QuickBooks' chart has no such account, so BILL -> QuickBooks dead-letters its bill.
+    "6070": ("0ca02BRTSIDECOA6070a", "Team Offsite & Events", "EXPENSE"),
 }
 ADOBE_VENDOR_ID = "00902BRTSIDEVENadob1"
 CLOUDLINE_VENDOR_ID = "00902BRTSIDEVENclou1"
@@ -34,10 +40,25 @@ ADOBE_BILL_ID = "00n02BRTSIDEBILadb10"
 CLOUDLINE_BILL_IDS = ("00n02BRTSIDEBILclh01", "00n02BRTSIDEBILclh02")
 ADOBE_PAYMENT_ID = "stp02BRTSIDEPAYadb10"
 CLOUDLINE_PAYMENT_ID = "stp02BRTSIDEPAYclh02"
+# The BILL -> QuickBooks story's unglamorous cases (vendors no other pair touches).
+BRIGHTLINE_VENDOR_ID = "00902BRTSIDEVENbrle1"
+MAPLE_VENDOR_ID = "00902BRTSIDEVENmapl1"
+HARBOR_VENDOR_ID = "00902BRTSIDEVENharb1"
+OLDTOWN_VENDOR_ID = "00902BRTSIDEVENoldt1"
+BRIGHTLINE_BILL_IDS = ("00n02BRTSIDEBILble01", "00n02BRTSIDEBILble02")
+MAPLE_BILL_ID = "00n02BRTSIDEBILmpc01"
 
 
 def _bill(
-    bill_id: str, vendor_id: str, number: str, invoice_date: str, due: str, amount: str, text: str, created: str
+    bill_id: str,
+    vendor_id: str,
+    number: str,
+    invoice_date: str,
+    due: str,
+    amount: str,
+    text: str,
+    created: str,
+    account: str = "6020",
 ) -> dict[str, Any]:
     return {
         "id": bill_id,
@@ -46,7 +67,7 @@ def _bill(
         "dueDate": due,
         "description": text,
         "billLineItems": [
-            {"amount": amount, "description": text, "classifications": {"chartOfAccountId": ACCOUNTS["6020"][0]}}
+            {"amount": amount, "description": text, "classifications": {"chartOfAccountId": ACCOUNTS[account][0]}}
         ],
         "createdTime": created,
     }
@@ -97,6 +118,7 @@ def demo_fixture() -> dict[str, Any]:
                 "billCurrency": "USD",
                 "createdTime": "2026-04-14T16:02:44.118+00:00",
             },
+            *_quickbooks_story_vendors(),
         ],
         "bills": [
             _bill(
@@ -129,6 +151,7 @@ def demo_fixture() -> dict[str, Any]:
                 "Managed hosting - November 2026",
                 "2026-11-02T10:03:55.731+00:00",
             ),
+            *_quickbooks_story_bills(),
         ],
         "payments": [
             {
@@ -153,3 +176,90 @@ def demo_fixture() -> dict[str, Any]:
             },
         ],
     }
+
+
+def _address(line1: str, city: str, region: str, postal: str, country: str) -> dict[str, str]:
+    return {"line1": line1, "city": city, "stateOrProvince": region, "zipOrPostalCode": postal, "country": country}
+
+
+def _quickbooks_story_vendors() -> list[dict[str, Any]]:
+    """Brightline (one bill unmappable in QuickBooks, one with a 27-character invoice number),
+    Maple Print (bills in CAD: QuickBooks without multicurrency refuses it), Harbor Street Bakery
+    (QuickBooks already has a customer of that name: 6240) and Old Town Couriers (archived, never
+    synced: skipped)."""
+    return [
+        {
+            "id": BRIGHTLINE_VENDOR_ID,
+            "name": "Brightline Events",
+            "accountType": "BUSINESS",
+            "email": "accounts@brightline-events.example",
+            "phone": "4155550187",
+            "accountNumber": "BRT-EV-204",
+            "address": _address("88 King Street", "San Francisco", "CA", "94107", "US"),
+            "billCurrency": "USD",
+            "createdTime": "2026-09-03T15:10:00.000+00:00",
+        },
+        {
+            "id": MAPLE_VENDOR_ID,
+            "name": "Maple Print Co.",
+            "accountType": "BUSINESS",
+            "email": "billing@mapleprint.example",
+            "address": _address("220 Queen Street West", "Toronto", "ON", "M5V 1Z6", "CA"),
+            "billCurrency": "CAD",
+            "createdTime": "2026-09-10T13:00:00.000+00:00",
+        },
+        {
+            "id": HARBOR_VENDOR_ID,
+            "name": "Harbor Street Bakery",
+            "accountType": "BUSINESS",
+            "address": _address("14 Harbor Street", "Sausalito", "CA", "94965", "US"),
+            "billCurrency": "USD",
+            "createdTime": "2026-09-12T09:30:00.000+00:00",
+        },
+        {
+            "id": OLDTOWN_VENDOR_ID,
+            "name": "Old Town Couriers",
+            "accountType": "BUSINESS",
+            "address": _address("9 Mission Street", "San Francisco", "CA", "94105", "US"),
+            "archived": True,
+            "createdTime": "2026-02-01T09:00:00.000+00:00",
+        },
+    ]
+
+
+def _quickbooks_story_bills() -> list[dict[str, Any]]:
+    return [
+        _bill(
+            BRIGHTLINE_BILL_IDS[0],
+            BRIGHTLINE_VENDOR_ID,
+            "BLE-0415",
+            "2026-10-20",
+            "2026-11-19",
+            "1850.00",
+            "Team offsite venue - October 2026",
+            "2026-10-21T10:00:00.000+00:00",
+            account="6070",
+        ),
+        _bill(
+            BRIGHTLINE_BILL_IDS[1],
+            BRIGHTLINE_VENDOR_ID,
+            "BLE-2026-Q4-OFFSITE-DEPOSIT",
+            "2026-11-05",
+            "2026-12-05",
+            "500.00",
+            "Q4 offsite deposit",
+            "2026-11-06T10:00:00.000+00:00",
+            account="6010",
+        ),
+        _bill(
+            MAPLE_BILL_ID,
+            MAPLE_VENDOR_ID,
+            "MPC-2207",
+            "2026-10-28",
+            "2026-11-27",
+            "312.40",
+            "Event signage print run",
+            "2026-10-29T11:00:00.000+00:00",
+            account="6030",
+        ),
+    ]

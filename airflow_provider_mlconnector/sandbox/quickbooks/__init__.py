@@ -72,8 +72,21 @@ class QuickBooksSandbox(SystemSandbox):
         "display_name_colon_rejected": True,
         # TaxIdentifier comes back masked on reads (XXXXXX8293).
         "mask_tax_identifier": True,
-        # A reused PurchaseOrder DocNumber is refused with 6210 (the company preference varies).
+        # A reused DocNumber is refused with 6140 (addendum 2.3; the company preference varies).
         "duplicate_docnumber_error": True,
+        # A Bill's DocNumber clashes only with the same vendor's bills (UNCONFIRMED scope).
+        "bill_docnumber_unique_per_vendor": True,
+        # Purchase orders need QBO Plus/Advanced and "Use purchase orders"; the API error when they
+        # are off is UNCONFIRMED (a 6000 business validation fault here).
+        "purchase_orders_enabled": True,
+        # CompanyInfo NameValue OfferingSku (None = not sent).
+        "offering_sku": "QuickBooks Online Plus",
+        # Multicurrency off: only USD vendors and documents.
+        "multicurrency_enabled": False,
+        # Closing date (ISO date, None = open books): a document dated on or before it -> 6210.
+        "books_closed_through": None,
+        # Whether the closing date also refuses (non-posting) purchase orders (UNCONFIRMED).
+        "closing_date_applies_to_po": True,
         # requestid replay: how long a response is kept for replay (None = until reset).
         "requestid_retention_seconds": 86400,
         # Throttles per realm: 500/min, 10/s, 10 concurrent -> 429.

@@ -164,6 +164,13 @@ def routes(sandbox: QuickBooksSandbox) -> list[BaseRoute]:
         order, change = backend().write_purchase_order(realm_id, payload)
         return 200, {"PurchaseOrder": order}, [change]
 
+    def write_bill(request: Request, realm_id: str, payload: Any) -> Result:
+        if request.query_params.get("operation") == "delete":
+            deleted, change = backend().delete_document(realm_id, "Bill", payload)
+            return 200, {"Bill": deleted}, [change]
+        bill, change = backend().write_document(realm_id, "Bill", payload)
+        return 200, {"Bill": bill}, [change]
+
     def reader(entity: str) -> Operation:
         def read(request: Request, realm_id: str, payload: Any) -> Result:
             return 200, {entity: backend().get(realm_id, entity, str(request.path_params["id"]))}, []
@@ -213,6 +220,8 @@ def routes(sandbox: QuickBooksSandbox) -> list[BaseRoute]:
         Route(prefix + "/vendor/{id}", company(reader("Vendor")), methods=["GET"]),
         Route(prefix + "/purchaseorder", company(write_purchase_order, body="json"), methods=["POST"]),
         Route(prefix + "/purchaseorder/{id}", company(reader("PurchaseOrder")), methods=["GET"]),
+        Route(prefix + "/bill", company(write_bill, body="json"), methods=["POST"]),
+        Route(prefix + "/bill/{id}", company(reader("Bill")), methods=["GET"]),
         Route(prefix + "/account/{id}", company(reader("Account")), methods=["GET"]),
         Route(prefix + "/customer/{id}", company(reader("Customer")), methods=["GET"]),
         Route(prefix + "/employee/{id}", company(reader("Employee")), methods=["GET"]),

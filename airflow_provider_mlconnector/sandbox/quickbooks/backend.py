@@ -37,7 +37,10 @@ PACIFIC = ZoneInfo("America/Los_Angeles")
 USD = {"value": "USD", "name": "United States Dollar"}
 
 NAMED_ENTITIES = ("Vendor", "Customer", "Employee")  # share the DisplayName namespace
-QUERYABLE = ("Vendor", "PurchaseOrder", "Account", "Customer", "Employee", "Item", "CompanyInfo")
+QUERYABLE = ("Vendor", "PurchaseOrder", "Bill", "Account", "Customer", "Employee", "Item", "CompanyInfo")
+#: purchase documents: same lines, refs and DocNumber rules (a Bill posts to A/P, a PO does not).
+DOCUMENTS = ("PurchaseOrder", "Bill")
+DOC_NUMBER_MAX = 21
 HAS_ACTIVE = {"Vendor", "Account", "Customer", "Employee", "Item"}
 
 READ_ONLY = ["Id", "SyncToken", "MetaData", "domain", "sparse"]
@@ -94,6 +97,21 @@ SCHEMA: dict[str, list[str]] = {
         "EmailStatus",
         "DepartmentRef",
     ],
+    "Bill": [
+        "APAccountRef",
+        "VendorRef",
+        "Line",
+        "CurrencyRef",
+        "GlobalTaxCalculation",
+        "DocNumber",
+        "TxnDate",
+        "DueDate",
+        "PrivateNote",
+        "SalesTermRef",
+        "DepartmentRef",
+        "TxnTaxDetail",
+        "ExchangeRate",
+    ],
     "Account": [
         "Name",
         "AcctNum",
@@ -114,7 +132,11 @@ SCHEMA: dict[str, list[str]] = {
     "Item": ["Name", "Type", "Active", "ExpenseAccountRef", "IncomeAccountRef", "PurchaseCost", "Description"],
     "CompanyInfo": ["CompanyName", "LegalName", "CompanyAddr", "Country", "Email", "FiscalYearStartMonth"],
 }
-SERVER_FIELDS = {"Vendor": ["Balance", "V4IDPseudonym"], "PurchaseOrder": ["TotalAmt", "LinkedTxn"]}
+SERVER_FIELDS = {
+    "Vendor": ["Balance", "V4IDPseudonym"],
+    "PurchaseOrder": ["TotalAmt", "LinkedTxn"],
+    "Bill": ["TotalAmt", "Balance", "LinkedTxn"],
+}
 
 
 class QBOFault(Exception):
@@ -433,7 +455,10 @@ class QuickBooksBackend:
         realm = self.realm(realm_id)
         if company_id != realm_id:
             raise not_found(f"CompanyInfo {company_id}")
-        return dict(realm.company)
+        info = dict(realm.company)
+        if self.switches.get("offering_sku"):
+            info["NameValue"] = [{"Name": "OfferingSku", "Value": str(self.switches["offering_sku"])}]
+        return info
 
     def public(self, entity: str, record: Mapping[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = _strip_empty(dict(record))
@@ -572,6 +597,9 @@ class QuickBooksBackend:
         record["DisplayName"] = self._display_name(record)
         if self._name_taken(realm, record["DisplayName"], None):
             raise duplicate_name(record["DisplayName"])
+        currency = (record.get("CurrencyRef") or USD).get("value")
+        if currency != "USD" and not self.switches.get("multicurrency_enabled", False):
+            raise business(f"Multicurrency is not enabled for this company; a {currency} vendor needs it")
         vendor_id = realm.new_id()
         record.update(
             Id=vendor_id,
@@ -616,6 +644,9 @@ class QuickBooksBackend:
             raise not_found(f"Vendor {vendor_id}")
         self._check_sync(current, body)
         supplied = {k: v for k, v in body.items() if k in SCHEMA["Vendor"]}
+        kept = (current.get("CurrencyRef") or USD).get("value")
+        if "CurrencyRef" in supplied and (supplied["CurrencyRef"] or {}).get("value") != kept:
+            raise business("CurrencyRef cannot be changed once set")  # addendum 2.1: read-only after create
         if body.get("sparse") is True:
             merged = {**current, **supplied}
         else:
@@ -634,51 +665,60 @@ class QuickBooksBackend:
 
     def write_purchase_order(self, realm_id: str, body: Mapping[str, Any]) -> tuple[dict[str, Any], Change]:
         """``POST /purchaseorder``: create, or full/sparse update when ``Id`` is present."""
+        return self.write_document(realm_id, "PurchaseOrder", body)
+
+    def write_document(self, realm_id: str, entity: str, body: Mapping[str, Any]) -> tuple[dict[str, Any], Change]:
+        """``POST /purchaseorder`` or ``/bill``: create, or full/sparse update when ``Id`` is present."""
         realm = self.realm(realm_id)
-        self._check_fields("PurchaseOrder", body)
-        supplied = {k: v for k, v in body.items() if k in SCHEMA["PurchaseOrder"]}
+        self._check_fields(entity, body)
+        if entity == "PurchaseOrder" and not self.switches.get("purchase_orders_enabled", True):
+            # UNCONFIRMED: the API error when the plan or the setting lacks POs (addendum 2.2).
+            raise business("Purchase Orders is turned off. Turn on purchase orders in Settings > Expenses")
+        supplied = {k: v for k, v in body.items() if k in SCHEMA[entity]}
         if body.get("Id") not in (None, ""):
-            po_id = str(body["Id"])
-            current = realm.entities["PurchaseOrder"].get(po_id)
+            doc_id = str(body["Id"])
+            current = realm.entities[entity].get(doc_id)
             if current is None:
-                raise not_found(f"PurchaseOrder {po_id}")
+                raise not_found(f"{entity} {doc_id}")
             self._check_sync(current, body)
             if body.get("sparse") is True:
                 record = {**current, **supplied}
             else:
-                record = {k: v for k, v in current.items() if k not in SCHEMA["PurchaseOrder"]} | supplied
+                record = {k: v for k, v in current.items() if k not in SCHEMA[entity]} | supplied
                 record.setdefault("DocNumber", current.get("DocNumber"))
-            self._validate_po(realm, record, po_id)
+            self._validate_document(realm, entity, record, doc_id)
             record["SyncToken"] = str(int(current["SyncToken"]) + 1)
             record["MetaData"] = self._meta(current["MetaData"]["CreateTime"])
             record["sparse"] = False
-            realm.entities["PurchaseOrder"][po_id] = record
-            return self.public("PurchaseOrder", record), Change("PurchaseOrder", po_id, "Update", self.clock())
+            realm.entities[entity][doc_id] = record
+            return self.public(entity, record), Change(entity, doc_id, "Update", self.clock())
         record = dict(supplied)
-        self._validate_po(realm, record, None)
-        po_id = realm.new_id()
-        record.update(Id=po_id, SyncToken="0", domain="QBO", sparse=False, MetaData=self._meta())
-        realm.entities["PurchaseOrder"][po_id] = record
-        return self.public("PurchaseOrder", record), Change("PurchaseOrder", po_id, "Create", self.clock())
+        self._validate_document(realm, entity, record, None)
+        doc_id = realm.new_id()
+        record.update(Id=doc_id, SyncToken="0", domain="QBO", sparse=False, MetaData=self._meta())
+        realm.entities[entity][doc_id] = record
+        return self.public(entity, record), Change(entity, doc_id, "Create", self.clock())
 
     def delete_purchase_order(self, realm_id: str, body: Mapping[str, Any]) -> tuple[dict[str, Any], Change]:
+        return self.delete_document(realm_id, "PurchaseOrder", body)
+
+    def delete_document(self, realm_id: str, entity: str, body: Mapping[str, Any]) -> tuple[dict[str, Any], Change]:
+        """``POST /<entity>?operation=delete`` with ``{Id, SyncToken}``: gone, a tombstone in CDC."""
         realm = self.realm(realm_id)
-        po_id = str(body.get("Id") or "")
-        current = realm.entities["PurchaseOrder"].get(po_id)
+        doc_id = str(body.get("Id") or "")
+        current = realm.entities[entity].get(doc_id)
         if current is None:
-            raise not_found(f"PurchaseOrder {po_id}")
+            raise not_found(f"{entity} {doc_id}")
         self._check_sync(current, body)
-        del realm.entities["PurchaseOrder"][po_id]
+        del realm.entities[entity][doc_id]
         tombstone = {
             "domain": "QBO",
             "status": "Deleted",
-            "Id": po_id,
+            "Id": doc_id,
             "MetaData": {"LastUpdatedTime": qbo_time(self.clock())},
         }
-        realm.deleted["PurchaseOrder"][po_id] = tombstone
-        return {"status": "Deleted", "Id": po_id, "domain": "QBO"}, Change(
-            "PurchaseOrder", po_id, "Delete", self.clock()
-        )
+        realm.deleted[entity][doc_id] = tombstone
+        return {"status": "Deleted", "Id": doc_id, "domain": "QBO"}, Change(entity, doc_id, "Delete", self.clock())
 
     def _ref(self, realm: Realm, entity: str, ref: Any, label: str) -> dict[str, Any]:
         if not isinstance(ref, Mapping) or not ref.get("value"):
@@ -689,6 +729,9 @@ class QuickBooksBackend:
         return target
 
     def _validate_po(self, realm: Realm, record: dict[str, Any], po_id: str | None) -> None:
+        self._validate_document(realm, "PurchaseOrder", record, po_id)
+
+    def _validate_document(self, realm: Realm, entity: str, record: dict[str, Any], doc_id: str | None) -> None:
         vendor = self._ref(realm, "Vendor", record.get("VendorRef"), "VendorRef")
         record["VendorRef"] = {"value": vendor["Id"], "name": vendor["DisplayName"]}
         ap = self._ref(realm, "Account", record.get("APAccountRef"), "APAccountRef")
@@ -696,9 +739,9 @@ class QuickBooksBackend:
             raise business("APAccountRef must be an Accounts Payable account")
         record["APAccountRef"] = {"value": ap["Id"], "name": ap["Name"]}
         currency = record.get("CurrencyRef") or dict(USD)
-        if currency.get("value") != "USD":
+        if currency.get("value") != "USD" and not self.switches.get("multicurrency_enabled", False):
             raise business("Multicurrency is not enabled for this company; CurrencyRef must be USD")
-        record["CurrencyRef"] = dict(USD)
+        record["CurrencyRef"] = dict(currency) if currency.get("value") != "USD" else dict(USD)
         lines = record.get("Line")
         if not isinstance(lines, list) or not lines:
             raise required("Line")
@@ -748,11 +791,14 @@ class QuickBooksBackend:
             cleaned.append(entry)
         record["Line"] = cleaned
         record["TotalAmt"] = total
-        status = record.get("POStatus") or "Open"
-        if status not in ("Open", "Closed"):
-            raise business("POStatus must be Open or Closed")
-        record["POStatus"] = status
-        record.setdefault("EmailStatus", "NotSet")
+        if entity == "PurchaseOrder":
+            status = record.get("POStatus") or "Open"
+            if status not in ("Open", "Closed"):
+                raise business("POStatus must be Open or Closed")
+            record["POStatus"] = status
+            record.setdefault("EmailStatus", "NotSet")
+        else:
+            record["Balance"] = total  # nothing paid: the sandbox has no BillPayment
         record["TxnDate"] = record.get("TxnDate") or local_time(self.clock()).date().isoformat()
         for key in ("TxnDate", "DueDate"):
             if record.get(key):
@@ -760,26 +806,60 @@ class QuickBooksBackend:
                     date.fromisoformat(str(record[key]))
                 except ValueError:
                     raise QBOFault(400, "2040", "Invalid Date", f"Invalid date format for {key}") from None
+        self._check_period(entity, str(record["TxnDate"]))
         doc = record.get("DocNumber")
         if doc:
-            clash = any(
-                str(other.get("DocNumber")) == str(doc) and other_id != po_id
-                for other_id, other in realm.entities["PurchaseOrder"].items()
-            )
-            if clash and self.switches.get("duplicate_docnumber_error", True):
-                raise QBOFault(
-                    400,
-                    "6210",
-                    "Duplicate Document Number Error",
-                    f"Duplicate Document Number Error : You must specify a different number. This number has "
-                    f"already been used. DocNumber={doc}",
-                )
-        else:
+            self._check_doc_number(realm, entity, record, doc_id)
+        elif entity == "PurchaseOrder":
             taken = {str(p.get("DocNumber")) for p in realm.entities["PurchaseOrder"].values()}
             while str(realm.next_doc_number) in taken:
                 realm.next_doc_number += 1
             record["DocNumber"] = str(realm.next_doc_number)
             realm.next_doc_number += 1
+
+    def _check_period(self, entity: str, txn_date: str) -> None:
+        """6210 "Account Period Closed" for a date on or before the company's closing date."""
+        closed = self.switches.get("books_closed_through")
+        if not closed or (entity == "PurchaseOrder" and not self.switches.get("closing_date_applies_to_po", True)):
+            return
+        if date.fromisoformat(txn_date) <= date.fromisoformat(str(closed)):
+            raise QBOFault(
+                400,
+                "6210",
+                "Account Period Closed",
+                f"Account Period Closed, Cannot Update Through This Date : The account period has closed and the "
+                f"books are closed through {closed}. TxnDate={txn_date}",
+            )
+
+    def _check_doc_number(self, realm: Realm, entity: str, record: Mapping[str, Any], doc_id: str | None) -> None:
+        """DocNumber: 21 characters at most; a reused one is refused with 6140 (addendum 2.3)."""
+        doc = str(record["DocNumber"])
+        if len(doc) > DOC_NUMBER_MAX:
+            raise QBOFault(
+                400,
+                "2050",
+                "String length is either shorter or longer than supported by specification",
+                f"String length specified does not match the supported length. Min:0 Max:{DOC_NUMBER_MAX} "
+                f"supported. Supplied length:{len(doc)}",
+                element="DocNumber",
+            )
+        if not self.switches.get("duplicate_docnumber_error", True):
+            return
+        vendor = str(record["VendorRef"]["value"])
+        for other_id, other in realm.entities[entity].items():
+            if other_id == doc_id or str(other.get("DocNumber")) != doc:
+                continue
+            # A bill number is the vendor's: another vendor may reuse it (UNCONFIRMED scope, switch).
+            per_vendor = entity == "Bill" and self.switches.get("bill_docnumber_unique_per_vendor", True)
+            if per_vendor and str(other["VendorRef"]["value"]) != vendor:
+                continue
+            raise QBOFault(
+                400,
+                "6140",
+                "Duplicate Document Number Error",
+                f"Duplicate Document Number Error : You must specify a different number. This number has already "
+                f"been used. DocNumber={doc} is assigned to TxnType={entity} with TxnId={other_id}",
+            )
 
     # ------------------------------------------------------------------ fixtures
 

@@ -3,7 +3,10 @@
 The chart of accounts the BILL -> QuickBooks sync maps onto by account number (AcctNum), the
 A/P account purchase orders post to, and one vendor that already exists ("Adobe Inc.") so the sync
 must match it by DisplayName instead of creating a duplicate. A customer and an employee share the
-DisplayName namespace with vendors (6240 on a clash). No purchase orders exist yet.
+DisplayName namespace with vendors (6240 on a clash): BILL's vendor "Harbor Street Bakery" meets the
+customer of that name. There is no "Team Offsite & Events" account (BILL has 6070: its bill must
+dead-letter as unmapped) and multicurrency is off (BILL's CAD vendor Maple Print Co. is refused). No
+purchase orders exist yet.
 """
 
 from __future__ import annotations
