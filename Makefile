@@ -35,8 +35,10 @@ lint: install ## ruff (lint + format check) and mypy --strict on the package
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# One worker per core; each worker shares one sandbox and one Airflow home across its tests, and the
+# scheduler demo's tests stay together on one worker (xdist_group "demo").
 test: install system-deps lint ## Lint, then the whole pytest suite (real Airflow, sandbox, PostgreSQL)
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist loadgroup
 
 demo: install ## Run every integration DAG against the sandbox through a real Airflow scheduler
 	$(BIN)/python -m airflow_provider_mlconnector.demo run --home $(DEMO_HOME)

@@ -12,7 +12,11 @@ latency and fault injection, and serves the control plane under ``/_sandbox``:
                                               ``{"generate": {S: {entity: N}}}``
 ``POST /_sandbox/faults``                     ``{"system", "kind", "count"=1, "method"?, "path"?,
                                               "hold_seconds"?}``; kinds: ``429``, ``500``,
-                                              ``timeout``, ``expired_auth``, ``drop_after_commit``
+                                              ``timeout``, ``expired_auth``, ``drop_after_commit``,
+                                              ``page_drift`` (the list answer repeats a row, as a
+                                              row that moved across a page boundary is read twice),
+                                              ``corrupt_row`` (the list answer's first row has
+                                              ``field`` set to ``value``; ``value`` absent = deleted)
 ``DELETE /_sandbox/faults``                   forget pending faults
 ``POST /_sandbox/latency``                    ``{"system", "ms"}`` added to every call
 ``POST /_sandbox/clock/advance``              ``{"seconds"}`` fast-forwards expiries
@@ -49,7 +53,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
 
-FAULT_KINDS = ("429", "500", "timeout", "expired_auth", "drop_after_commit")
+FAULT_KINDS = ("429", "500", "timeout", "expired_auth", "drop_after_commit", "page_drift", "corrupt_row")
 
 
 class DropConnection(Exception):
@@ -80,6 +84,8 @@ class Fault:
     method: str | None = None
     path: str | None = None  # a regex searched in the path below the system prefix
     hold_seconds: float = 30.0
+    field: str | None = None  # corrupt_row: which field of the first row
+    value: Any = "__delete__"  # corrupt_row: its new value (default: the field is missing)
 
     def matches(self, system: str, method: str, path: str) -> bool:
         if self.system != system or self.count <= 0:
@@ -353,12 +359,44 @@ class SystemMiddleware:
             self.system.expire_credentials()
             await self.system.around(scope, lambda: self._handle(scope, receive, send))
             return
+        if fault.kind in ("page_drift", "corrupt_row"):
+            await self._rewrite_rows(fault, scope, receive, send)
+            return
         if fault.kind == "timeout":
             # Hold the request past any sane client timeout, then hang up without answering.
             await asyncio.sleep(fault.hold_seconds)
             raise DropConnection("timeout fault")
         response = self.system.rate_limited_response() if fault.kind == "429" else self.system.server_error_response()
         await response(scope, receive, send)
+
+    async def _rewrite_rows(self, fault: Fault, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer normally, but with the body's first list of records changed as the fault says."""
+        captured: list[Message] = []
+
+        async def keep(message: Message) -> None:
+            captured.append(message)
+
+        await self.system.around(scope, lambda: self._handle(scope, receive, keep))
+        start = next(m for m in captured if m["type"] == "http.response.start")
+        body = b"".join(m.get("body", b"") for m in captured if m["type"] == "http.response.body")
+        try:
+            payload = json.loads(body)
+            rows = _first_record_list(payload)
+        except ValueError:
+            rows = None
+        if rows and fault.kind == "page_drift":
+            rows.append(dict(rows[0]))
+        elif rows and fault.field:
+            if fault.value == "__delete__":
+                rows[0].pop(fault.field, None)
+            else:
+                rows[0][fault.field] = fault.value
+        if rows:
+            body = json.dumps(payload).encode()
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({**start, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
     async def _commit_then_drop(self, scope: Scope, receive: Receive, send: Send) -> None:
         captured: list[Message] = []
@@ -371,6 +409,23 @@ class SystemMiddleware:
         if start is not None:
             await send(start)  # headers promise a body that never comes: the client sees a broken read
         raise DropConnection("drop_after_commit fault")
+
+
+def _first_record_list(value: Any) -> list[Any] | None:
+    """The first non-empty list of objects in a JSON body, depth first (whatever the envelope)."""
+    if isinstance(value, list):
+        if value and all(isinstance(v, dict) for v in value):
+            return value
+        candidates = value
+    elif isinstance(value, dict):
+        candidates = list(value.values())
+    else:
+        return None
+    for child in candidates:
+        found = _first_record_list(child)
+        if found:
+            return found
+    return None
 
 
 class Sandbox:

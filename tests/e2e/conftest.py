@@ -7,12 +7,16 @@ temp SQLite file. ``make demo`` and tests/e2e/test_demo.py cover the real schedu
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
@@ -84,6 +88,26 @@ class Harness:
         process = self.start_dag(dag_id, conf)
         output, _ = process.communicate(timeout=timeout)
         return output
+
+    @contextlib.contextmanager
+    def hook(self, system: str) -> Iterator[Any]:
+        """A hook on the sandbox connection of ``system``, as a user's script would hold one.
+
+        It shares the runs' state store, so a rotating refresh token stays one chain.
+        """
+        from airflow_provider_mlconnector.get_provider_info import get_provider_info
+
+        connection_types = {c["connection-type"]: c["hook-class-name"] for c in get_provider_info()["connection-types"]}
+        module, _, name = connection_types[system].rpartition(".")
+        hook_class = getattr(importlib.import_module(module), name)
+        saved = dict(os.environ)
+        os.environ.update({k: v for k, v in self.env().items() if k.startswith(("AIRFLOW_CONN_", "MLCONNECTOR_"))})
+        try:
+            hook = hook_class(state_store=self.store)
+            yield hook
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
 
 
 @pytest.fixture
