@@ -1,8 +1,10 @@
 """``make demo`` / ``make up``: every integration DAG against the sandbox, on a real Airflow.
 
 ``python -m airflow_provider_mlconnector.demo run --home DIR``
-    starts the sandbox (seeded with the demo story), prepares an Airflow home (SQLite), creates
-    the connections (pointing at the sandbox) and pools, starts ``airflow standalone``
+    starts the sandbox (seeded with the demo story), prepares an Airflow home (SQLite), stores the
+    six connections (pointing at the sandbox) in Airflow's metadata database, so Admin >
+    Connections shows each with its form and a working Test button, creates the pools, starts
+    ``airflow standalone``
     (api-server, scheduler, dag-processor, triggerer), unpauses and triggers each integration DAG,
     waits for the runs, prints a summary table per DAG and the dead letters, then stops
     everything. Exits non-zero if a run failed.
@@ -32,15 +34,22 @@ from typing import Any
 
 import requests
 
+from airflow_provider_mlconnector.pairs import PAIRS
+
 REPO = Path(__file__).resolve().parents[1]
-INTEGRATION_DAGS = ("freshbooks_to_bill",)
-ENTITIES = {"freshbooks_to_bill": ("vendor", "bill", "payment")}
+#: every integration DAG and its entities, from the pair declarations (a new pair joins the demo
+#: by being in ``PAIRS``).
+INTEGRATION_DAGS = tuple(PAIRS)
+ENTITIES = {name: tuple(entity.name for entity in pair.entities) for name, pair in PAIRS.items()}
 POOLS = {
     "bill_api": (3, "BILL allows 3 concurrent requests per organization"),
     "quickbooks_api": (10, "QuickBooks allows 10 concurrent requests per realm"),
 }
 UI_USER = "admin"
 UI_PASSWORD = "admin"  # noqa: S105 - the local demo's login, not a secret
+SANDBOX_CONNECTION_NOTE = (
+    "Points at the local sandbox. Test it, then edit host and credentials to your real account and Test again."
+)
 
 
 @dataclass
@@ -66,8 +75,6 @@ class DemoEnv:
         return dict(self.environ_cached)
 
     def _build_environ(self) -> dict[str, str]:
-        from airflow_provider_mlconnector.sandbox.core import Sandbox
-
         env = dict(os.environ)
         # `airflow standalone` starts its components as `airflow ...` from PATH: use this venv's.
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
@@ -81,6 +88,9 @@ class DemoEnv:
                 "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
                 "AIRFLOW__CORE__PARALLELISM": "8",
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{UI_USER}:admin",
+                # Admin > Connections > Test: "ping your real systems" is a click (local demo only;
+                # Airflow keeps it disabled by default because testing runs hook code on the server).
+                "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
                 "AIRFLOW__CORE__FERNET_KEY": self._secret_file("airflow_fernet.key"),
                 # Local only: the demo login is the well-known admin / admin.
                 "AIRFLOW__API__HOST": "127.0.0.1",
@@ -97,9 +107,20 @@ class DemoEnv:
                 "MLCONNECTOR_FERNET_KEY": self._secret_file("mlconnector_fernet.key"),
             }
         )
-        for name, conn in Sandbox().connections(self.sandbox_url).items():
-            env[f"AIRFLOW_CONN_{name.upper()}_DEFAULT"] = json.dumps(conn)
+        # The connections live in the metadata database (see store_connections), never in AIRFLOW_CONN_*
+        # variables: those would hide from the UI and silently win over any edit made there.
+        for conn_id in self.sandbox_connections():
+            env.pop(f"AIRFLOW_CONN_{conn_id.upper()}", None)
         return env
+
+    def sandbox_connections(self) -> dict[str, dict[str, Any]]:
+        """``<system>_default`` -> the connection to that system's emulator, as ``connections import`` reads it."""
+        from airflow_provider_mlconnector.sandbox.core import Sandbox
+
+        return {
+            f"{name}_default": {**conn, "description": SANDBOX_CONNECTION_NOTE}
+            for name, conn in Sandbox().connections(self.sandbox_url).items()
+        }
 
     def _secret_file(self, name: str) -> str:
         from cryptography.fernet import Fernet
@@ -185,6 +206,7 @@ def prepare(env: DemoEnv, *, seed: dict[str, Any] | None) -> None:
     else:
         control.seed(seed)
     airflow(env, "db", "migrate")
+    store_connections(env)
     for pool, (slots, description) in POOLS.items():
         airflow(env, "pools", "set", pool, str(slots), description)
     # The simple auth manager would generate a random password; the UI login and the webhook
@@ -194,6 +216,15 @@ def prepare(env: DemoEnv, *, seed: dict[str, Any] | None) -> None:
     passwords.chmod(0o600)
     start(env, "airflow.log", [sys.executable, "-m", "airflow", "standalone"])
     wait_for(f"http://127.0.0.1:{env.api_port}/api/v2/version", 180, "the Airflow API server")
+
+
+def store_connections(env: DemoEnv) -> None:
+    """Save the sandbox connections in Airflow's metadata database (Admin > Connections shows them)."""
+    path = env.home / "sandbox_connections.json"
+    path.touch(mode=0o600, exist_ok=True)  # sandbox credentials only, but private like any connection file
+    path.chmod(0o600)
+    path.write_text(json.dumps(env.sandbox_connections(), indent=2))
+    airflow(env, "connections", "import", str(path), "--overwrite")
 
 
 def wait_until_parsed(env: DemoEnv, dag_ids: Sequence[str], timeout: float = 180) -> None:
@@ -284,6 +315,8 @@ def run_demo(env: DemoEnv, *, keep_running: bool, seed: dict[str, Any] | None = 
         print_report(env, results)
         if keep_running:
             print(f"\nAirflow UI: http://127.0.0.1:{env.api_port}  (login {UI_USER} / {UI_PASSWORD})")
+            print("Admin > Connections: one sandbox connection per system; Test it, edit it to your real account,")
+            print("                     Test again (see README, 'Connecting your real systems').")
             print(f"Sandbox:    {env.sandbox_url}/_sandbox/requests/counts")
         failed = [dag for dag, (_, state) in results.items() if state != "success"]
         if failed:

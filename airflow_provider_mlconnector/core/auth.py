@@ -11,6 +11,12 @@
 
 The new credential is persisted before it is used, so a crash can never lose a rotated refresh
 token, and N tasks that find it expired together make exactly one renewal call.
+
+A stored credential also names (by a hash, :func:`secrets_fingerprint`) the connection secrets that
+obtained it, and only those secrets may reuse it: a connection whose password or client secret was
+changed renews instead, so a wrong secret fails at once (``test_connection`` tells the truth) instead
+of riding on a token that someone else's secret obtained. The renewal still continues the stored
+refresh-token chain, so a wrong secret that is corrected later never breaks the chain.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import base64
 import hashlib
 import time
 from abc import abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -32,6 +38,17 @@ if TYPE_CHECKING:
     from airflow_provider_mlconnector.state.tokens import TokenStore
 
 Credential = dict[str, Any]
+#: The field of a stored credential naming the secrets that obtained it (a hash, never the secrets).
+OBTAINED_WITH = "obtained_with"
+
+
+def secrets_fingerprint(system: str, *secrets: str | None) -> str:
+    """A short hash of the connection secrets that obtain a credential, kept next to it in the store.
+
+    It lives only inside the encrypted value: it is compared, never logged or used as a key.
+    """
+    material = "\x1f".join([system, *(secret or "" for secret in secrets)])
+    return hashlib.sha256(material.encode()).hexdigest()[:24]
 
 
 class HeaderAuth(ApiAuth):
@@ -55,6 +72,9 @@ class StoredCredentialAuth(ApiAuth):
     :param tokens: the state store's token store.
     :param system: the system name (part of the store key).
     :param credential_key: identifies this credential within the system (tenant + client).
+    :param proof: the connection secrets the vendor checks when renewing (client secret, password):
+        a stored credential obtained with other secrets is never reused, it is renewed with these.
+    :param conn_id: the Airflow connection, named in error messages.
     :param expiry_margin: renew this many seconds before the stated expiry.
     :param clock: epoch-seconds clock for expiry decisions (tests pass the sandbox's).
     """
@@ -65,12 +85,16 @@ class StoredCredentialAuth(ApiAuth):
         tokens: TokenStore,
         system: str,
         credential_key: str,
+        proof: Sequence[str | None],
+        conn_id: str,
         expiry_margin: float = 120.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.tokens = tokens
         self.system = system
         self.credential_key = credential_key
+        self.fingerprint = secrets_fingerprint(system, *proof)
+        self.conn_id = conn_id
         self.expiry_margin = expiry_margin
         self.clock = clock
         self._current: Credential | None = None
@@ -90,14 +114,19 @@ class StoredCredentialAuth(ApiAuth):
 
     def secrets_of(self, credential: Credential) -> list[str]:
         """Values to register with the log masker."""
-        return [str(v) for k, v in credential.items() if isinstance(v, str) and k != "account_id"]
+        public = ("account_id", OBTAINED_WITH)
+        return [str(v) for k, v in credential.items() if isinstance(v, str) and k not in public]
+
+    def usable(self, credential: Credential) -> bool:
+        """Unexpired, and obtained with this connection's secrets (anyone else's must renew)."""
+        return credential.get(OBTAINED_WITH) == self.fingerprint and not self.is_expired(credential)
 
     # --- the single-flight dance ---------------------------------------------------------
     def credential(self) -> Credential:
         """A usable credential, renewing it (once, under the lock) when missing or expired."""
         if self._current is None or self.is_expired(self._current):
             stored = self.tokens.get(self.system, self.credential_key)
-            if stored is not None and not self.is_expired(stored):
+            if stored is not None and self.usable(stored):
                 self._use(stored)
             else:
                 self._renew_locked(rejected=None)
@@ -116,13 +145,17 @@ class StoredCredentialAuth(ApiAuth):
     def _renew_locked(self, rejected: Credential | None) -> None:
         with self.tokens.locked(self.system, self.credential_key) as slot:
             latest = slot.value
-            if latest is not None and not self.is_expired(latest) and not self._same(latest, rejected):
+            if latest is not None and self.usable(latest) and not self._same(latest, rejected):
                 # Another task renewed it while we waited for the lock: use theirs.
                 self._use(latest)
                 return
-            fresh = self.renew(latest)
+            fresh = self.stamped(self.renew(latest))
             slot.save(fresh)  # persist before use: a rotated refresh token must never be lost
         self._use(fresh)
+
+    def stamped(self, credential: Credential) -> Credential:
+        """``credential`` marked as obtained with this connection's secrets (see :meth:`usable`)."""
+        return {**credential, OBTAINED_WITH: self.fingerprint}
 
     def _use(self, credential: Credential) -> None:
         mask(*self.secrets_of(credential))
@@ -154,6 +187,10 @@ def chain_key(client_id: str, refresh_token: str | None, *scope: str) -> str:
     new chain instead of reusing a revoked one; the hash, never the token, keeps the key loggable."""
     digest = hashlib.sha256((refresh_token or "").encode()).hexdigest()[:12]
     return ":".join([*scope, client_id, digest])
+
+
+#: The token-endpoint error that blames the client credentials, not the grant (RFC 6749 5.2).
+CLIENT_REJECTED = "invalid_client"
 
 
 def oauth_error_parser(response: requests.Response) -> ErrorInfo:
@@ -201,7 +238,7 @@ class RotatingOAuth(BearerMixin, StoredCredentialAuth):
         extra_fields: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(proof=(client_id, client_secret), **kwargs)
         self.token_client = token_client
         self.token_path = token_path
         self.client_id = client_id
@@ -236,19 +273,33 @@ class RotatingOAuth(BearerMixin, StoredCredentialAuth):
         try:
             body = self.token_client.send_json("POST", self.token_path, data=form, headers=headers)
         except AuthError as exc:
-            what = {
-                "refresh_token": "the refresh token; it was revoked or already used",
-                "authorization_code": "the authorization code; it expired (codes live minutes) or was already used",
-            }.get(grant.get("grant_type", ""), "the grant")
-            raise AuthError(
-                f"{self.system} rejected {what} ({exc.code or exc.status}: {exc.message}). "
-                "Check the client id/secret, then re-authorize with the consent helper.",
-                system=self.system,
-                status=exc.status,
-                code=exc.code,
-                request_id=exc.request_id,
-            ) from None
+            raise self._rejection(grant, exc) from None
         credential: Credential = dict(body)
         credential["expires_at"] = expiry_from(credential, requested_at)
         mask(*self.secrets_of(credential))
         return credential
+
+    def _rejection(self, grant: Mapping[str, str], exc: AuthError) -> AuthError:
+        """The token endpoint's refusal, naming what to fix: the client secret, or the grant."""
+        common: dict[str, Any] = {
+            "system": self.system,
+            "status": exc.status,
+            "code": exc.code,
+            "request_id": exc.request_id,
+        }
+        because = f"({exc.code or exc.status}: {exc.message})"
+        if exc.code == CLIENT_REJECTED or (exc.code is None and exc.status == 401):
+            return AuthError(
+                f"{self.system} rejected the OAuth client of connection '{self.conn_id}' {because}: "
+                "check the client id (login) and the client secret (password)",
+                **common,
+            )
+        what = {
+            "refresh_token": "the refresh token; it was revoked or already used",
+            "authorization_code": "the authorization code; it expired (codes live minutes) or was already used",
+        }.get(grant.get("grant_type", ""), "the grant")
+        return AuthError(
+            f"{self.system} rejected {what} {because}; "
+            f"re-authorize connection '{self.conn_id}' with the consent helper",
+            **common,
+        )

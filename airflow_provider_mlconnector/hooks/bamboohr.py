@@ -87,7 +87,7 @@ def make_error_parser(auth_type: str) -> Callable[[requests.Response], ErrorInfo
             if auth_type == "oauth":
                 return ErrorInfo(f"BambooHR rejected the access token: {detail}", kind="auth_expired")
             return ErrorInfo(
-                f"BambooHR rejected the API key: {detail}. Check the connection password and company domain",
+                f"BambooHR rejected the API key: {detail}. Check the API key (password) and the company_domain extra",
                 kind="auth_fatal",
             )
         if status == 403:
@@ -188,6 +188,7 @@ class BambooHRHook(MLConnectorHook):
             tokens=self.state.tokens,
             system=SYSTEM,
             credential_key=chain_key(config.client_id, config.refresh_token, config.company_domain),
+            conn_id=self.conn_id,
         )
 
     def build_client(self) -> ApiClient:

@@ -7,6 +7,7 @@ A system's hook is a subclass that sets the four Airflow attributes (``conn_name
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from functools import cached_property
@@ -16,6 +17,7 @@ from urllib.parse import urlsplit
 from airflow.sdk import BaseHook
 
 from airflow_provider_mlconnector.core.http import RetrySettings
+from airflow_provider_mlconnector.core.secrets import mask
 from airflow_provider_mlconnector.exceptions import ConfigurationError, MLConnectorError
 
 if TYPE_CHECKING:
@@ -23,6 +25,30 @@ if TYPE_CHECKING:
 
     from airflow_provider_mlconnector.core.http import ApiClient
     from airflow_provider_mlconnector.state import StateStore
+
+
+def _in_task() -> bool:
+    """True inside a task (or any process the Task SDK supervises): never read the metadata DB there."""
+    return getattr(sys.modules.get("airflow.sdk.execution_time.task_runner"), "SUPERVISOR_COMMS", None) is not None
+
+
+def _saved_connection(conn_id: str) -> Connection:
+    """A connection from Airflow's own lookup chain (environment, secrets backends, metadata database)."""
+    from airflow.models.connection import Connection as SavedConnection
+    from airflow.sdk import Connection
+
+    saved = SavedConnection.get_connection_from_secrets(conn_id)
+    mask(saved.password)
+    return Connection(
+        conn_id=conn_id,
+        conn_type=saved.conn_type,
+        host=saved.host,
+        schema=saved.schema,
+        login=saved.login,
+        password=saved.password,
+        port=saved.port,
+        extra=saved.extra,
+    )
 
 
 class MLConnectorHook(BaseHook):
@@ -64,8 +90,21 @@ class MLConnectorHook(BaseHook):
 
     @cached_property
     def connection(self) -> Connection:
-        """The Airflow Connection, fetched once per hook (each fetch is a round trip in tasks)."""
-        return self.get_connection(self.conn_id)
+        """The Airflow Connection, fetched once per hook (each fetch is a round trip in tasks).
+
+        Tasks and Airflow's servers see every connection through the Task SDK. A command-line tool
+        (the consent helper, webhook registration) sees only ``AIRFLOW_CONN_*`` variables there, so
+        for it a connection saved in Admin > Connections is read the way ``airflow connections get``
+        reads it: from the secrets backends and the metadata database.
+        """
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        try:
+            return self.get_connection(self.conn_id)
+        except AirflowNotFoundException:
+            if _in_task():
+                raise
+            return _saved_connection(self.conn_id)
 
     def extra(self, name: str, default: Any = None) -> Any:
         """An extra field, read under its plain name or the legacy ``extra__<type>__<name>`` form."""
@@ -134,8 +173,12 @@ class MLConnectorHook(BaseHook):
         return self._state_store
 
     def connection_check(self, probe: Any) -> tuple[bool, str]:
-        """Run ``probe()`` for ``test_connection``: ``(True, what it reached)`` or ``(False, why)``."""
+        """Run ``probe()`` for ``test_connection``: ``(True, what it reached)`` or ``(False, why)``.
+
+        ``probe`` must reach the vendor with the connection's secrets as they are now: the stored
+        credentials it may reuse are only those these secrets obtained (see ``core.auth``).
+        """
         try:
             return True, str(probe())
         except MLConnectorError as exc:
-            return False, str(exc)
+            return False, f"connection '{self.conn_id}': {exc}"

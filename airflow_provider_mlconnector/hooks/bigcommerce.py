@@ -521,8 +521,8 @@ def bigcommerce_error_parser(response: requests.Response) -> ErrorInfo:
     status = response.status_code
     if status == 401:
         return ErrorInfo(
-            message=f"BigCommerce rejected the access token ({message}); "
-            "check the connection's X-Auth-Token: the API account may have been deleted",
+            message=f"BigCommerce rejected the access token ({message}); check the access token (password) "
+            "and the store_hash extra: the API account may have been deleted",
             code="401",
             kind="auth_fatal",
         )

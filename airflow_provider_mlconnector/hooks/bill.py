@@ -93,7 +93,9 @@ WEBHOOK_EVENTS: tuple[str, ...] = (
 FILTER_OPS = frozenset({"eq", "ne", "gt", "gte", "lt", "lte", "in", "nin", "sw"})
 
 SESSION_INVALID = "BDC_1109"
-BAD_CREDENTIALS = ("BDC_1101", "BDC_1102")
+BAD_LOGIN = "BDC_1101"  # wrong username/password, or a user outside the organization
+BAD_DEV_KEY = "BDC_1102"
+BAD_CREDENTIALS = (BAD_LOGIN, BAD_DEV_KEY)
 HOURLY_LIMIT = "BDC_1144"
 CONCURRENCY_LIMIT = "BDC_1322"
 
@@ -167,8 +169,14 @@ class BillConfig:
 class BillSessionAuth(StoredCredentialAuth):
     """A BILL session shared through the token store; renewed by logging in again (no refresh exists)."""
 
-    def __init__(self, *, login_client: ApiClient, config: BillConfig, tokens: TokenStore) -> None:
-        super().__init__(tokens=tokens, system=SYSTEM, credential_key=config.session_key)
+    def __init__(self, *, login_client: ApiClient, config: BillConfig, tokens: TokenStore, conn_id: str) -> None:
+        super().__init__(
+            tokens=tokens,
+            system=SYSTEM,
+            credential_key=config.session_key,
+            proof=(config.username, config.password, config.dev_key, config.organization_id),
+            conn_id=conn_id,
+        )
         self.login_client = login_client
         self.config = config
         mask(config.password, config.dev_key)
@@ -186,9 +194,8 @@ class BillSessionAuth(StoredCredentialAuth):
             answer = self.login_client.send_json("POST", f"{CONNECT}/login", json=body, idempotent=True, write=False)
         except AuthError as exc:
             raise AuthError(
-                f"BILL refused the login to organization {cfg.organization_id} ({exc.code or exc.status}: "
-                f"{exc.message}); check the username, password, developer key and organization id of the "
-                "connection (sandbox and production keys differ)",
+                f"BILL refused the login of connection '{self.conn_id}' to organization {cfg.organization_id} "
+                f"({exc.code or exc.status}: {exc.message}); {_login_fix(exc)}",
                 system=SYSTEM,
                 status=exc.status,
                 code=exc.code,
@@ -224,6 +231,17 @@ class BillSessionAuth(StoredCredentialAuth):
             if slot.value is None or slot.value == self._current:
                 slot.save({})
         self._current = None
+
+
+def _login_fix(refusal: AuthError) -> str:
+    """Which connection field a refused login points at (BILL's code says which check failed)."""
+    if refusal.code == BAD_DEV_KEY:
+        return "check the developer key (extra dev_key): sandbox and production keys differ"
+    if refusal.code == BAD_LOGIN and "organization" in refusal.message.lower():
+        return "check the organization id (extra organization_id): this user does not belong to it"
+    if refusal.code == BAD_LOGIN:
+        return "check the username (login) and the password"
+    return "check the username (login), password, developer key (extra dev_key) and organization_id"
 
 
 _LIMITS: dict[str, ConcurrencyLimit] = {}
@@ -582,7 +600,9 @@ class BillHook(MLConnectorHook):
             retry=self._retry_settings(),
             sleep=self._sleep,
         )
-        return BillSessionAuth(login_client=login_client, config=self.config, tokens=self.state.tokens)
+        return BillSessionAuth(
+            login_client=login_client, config=self.config, tokens=self.state.tokens, conn_id=self.conn_id
+        )
 
     def build_client(self) -> ApiClient:
         # The login client above has no throttle on purpose: a login happens while a request already

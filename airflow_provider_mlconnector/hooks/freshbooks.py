@@ -616,6 +616,7 @@ class FreshBooksHook(MLConnectorHook):
             tokens=self.state.tokens,
             system=SYSTEM,
             credential_key=key,
+            conn_id=self.conn_id,
         )
 
     @cached_property
@@ -728,7 +729,8 @@ class FreshBooksHook(MLConnectorHook):
 
         :param code: the ``code`` FreshBooks appended to the redirect URI (valid 5 minutes, once).
         """
-        credential = self._token_flow("consent").exchange({"grant_type": "authorization_code", "code": code.strip()})
+        flow = self._token_flow("consent")
+        credential = flow.stamped(flow.exchange({"grant_type": "authorization_code", "code": code.strip()}))
         refresh_token = str(credential.get("refresh_token") or "")
         if not refresh_token or not credential.get("access_token"):
             raise ConfigurationError("FreshBooks answered the code exchange without tokens")

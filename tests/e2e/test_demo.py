@@ -3,9 +3,11 @@ against the demo story; then a rerun must write nothing."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
+import requests
 
 from airflow_provider_mlconnector import demo
 from airflow_provider_mlconnector.sandbox.server import SandboxControl
@@ -89,3 +91,32 @@ def test_backfill_window_is_safe_and_keeps_the_live_watermark(running_demo):
     numbers = [b["invoice"]["invoiceNumber"] for b in org["bills"]]
     assert len(numbers) == len(set(numbers)) == bills_before
     assert store.watermarks.get("freshbooks_to_bill", "payment", ORG) == mark
+
+
+def test_admin_connections_lists_the_sandbox_connections_and_their_test_button_tells_the_truth(running_demo):
+    """What a newcomer does after `make up`: open Admin > Connections, Test the sandbox connection,
+    edit it (here: a wrong secret, as a typo in a real account would be), Test again."""
+    base = f"http://127.0.0.1:{running_demo.api_port}"
+    login = {"username": demo.UI_USER, "password": demo.UI_PASSWORD}
+    token = requests.post(f"{base}/auth/token", json=login, timeout=10)
+    assert token.status_code in (200, 201), token.text
+    headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    listed = requests.get(f"{base}/api/v2/connections", headers=headers, params={"limit": 100}, timeout=10)
+    assert listed.status_code == 200, listed.text
+    saved = {c["connection_id"]: c for c in listed.json()["connections"]}
+    systems = ("freshbooks", "bill", "bigcommerce", "expensify", "bamboohr", "quickbooks")
+    assert {f"{s}_default" for s in systems} <= set(saved)
+
+    sandbox = running_demo.sandbox_connections()
+    for conn_id, conn in sandbox.items():
+        # The body the UI's Test button posts: the form's fields, the extra as JSON text.
+        body = {**conn, "connection_id": conn_id, "extra": json.dumps(conn["extra"])}
+        body.pop("description")
+        tested = requests.post(f"{base}/api/v2/connections/test", headers=headers, json=body, timeout=60)
+        assert tested.status_code == 200, tested.text
+        assert tested.json()["status"] is True, (conn_id, tested.json())
+
+        wrong = {**body, "password": "a-typo-in-the-secret"}
+        tested = requests.post(f"{base}/api/v2/connections/test", headers=headers, json=wrong, timeout=60)
+        assert tested.json()["status"] is False, (conn_id, tested.json())
+        assert "password" in tested.json()["message"] and "a-typo-in-the-secret" not in tested.json()["message"]

@@ -130,7 +130,7 @@ def test_test_connection_explains_a_bad_login(conn, make_hook):
     conn(password="not-the-password")
     ok, message = make_hook().test_connection()
     assert not ok
-    assert "BDC_1101" in message and "check the username, password, developer key" in message
+    assert "BDC_1101" in message and "check the username (login) and the password" in message
     assert "not-the-password" not in message and SANDBOX_DEV_KEY not in message
 
 

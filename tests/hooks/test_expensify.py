@@ -91,7 +91,7 @@ def test_wrong_secret_fails_fast_without_leaking_it(sandbox, make_hook, caplog):
     hook = make_hook(password="not-the-secret-9f8e7d")
     ok, message = hook.test_connection()
     assert ok is False
-    assert "407" in message and "partnerUserID/partnerUserSecret" in message
+    assert "407" in message and "partnerUserID (login) and the partnerUserSecret (password)" in message
     assert "not-the-secret-9f8e7d" not in message
     assert len(_calls(sandbox)) == 1  # static credentials: no retry, no refresh
     with pytest.raises(AuthError) as raised:

@@ -100,7 +100,7 @@ def test_test_connection_fails_clearly_on_a_wrong_secret(make_hook, conn):
     conn(password="not-the-secret")
     ok, message = make_hook().test_connection()
     assert not ok
-    assert "invalid_client" in message and "re-authorize" in message
+    assert "invalid_client" in message and "client secret (password)" in message
     assert "not-the-secret" not in message and SANDBOX_REFRESH_TOKEN not in message
 
 
