@@ -99,8 +99,8 @@ PURCHASE_ORDER, BILL = "purchase_order", "bill"
 CENT = Decimal("0.01")
 #: DocNumbers per ``IN (...)`` lookup when matching a batch.
 LOOKUP_CHUNK = 50
-#: QuickBooks CDC looks back 30 days at most; stay an hour inside it.
-CDC_LOOKBACK = timedelta(days=30) - timedelta(hours=1)
+#: QuickBooks CDC looks back 30 days at most; stay a day inside it (our clock is not Intuit's).
+CDC_LOOKBACK = timedelta(days=29)
 FORBIDDEN_IN_NAMES = {":": "a colon", "\t": "a tab", "\n": "a newline"}
 EXPENSE_LINE = "AccountBasedExpenseLineDetail"
 

@@ -222,7 +222,7 @@ def _quickbooks_story_vendors() -> list[dict[str, Any]]:
             "accountType": "BUSINESS",
             "address": _address("9 Mission Street", "San Francisco", "CA", "94105", "US"),
             "archived": True,
-            "createdTime": "2026-02-01T09:00:00.000+00:00",
+            "createdTime": "2026-09-20T09:00:00.000+00:00",
         },
     ]
 
