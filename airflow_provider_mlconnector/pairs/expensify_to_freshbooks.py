@@ -98,7 +98,7 @@ BOOKINGS = ("split", "bills", "expenses")
 DEFAULT_CURRENCY = "USD"
 #: How far before the last run reports are re-exported: approvals and reimbursements come later
 #: than submission, and Expensify has no modified-since filter.
-LOOKBACK = timedelta(days=60)
+LOOKBACK = timedelta(days=90)
 #: The exporter refuses spans over a year.
 LONGEST_SPAN = timedelta(days=365)
 #: Report states as the export template prints them (display or upper-case style, UNCONFIRMED).
@@ -676,7 +676,7 @@ PAIR = Pair(
             update=update_payment,
         ),
         Entity(
-            "export_label",
+            "label",
             after=("bill", "expense"),
             reverse=True,
             read=read_written_reports,

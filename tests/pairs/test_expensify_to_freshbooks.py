@@ -182,7 +182,7 @@ def test_an_approved_report_becomes_one_bill_and_its_card_transaction_one_expens
     expensify, fb = FakeExpensify([copy.deepcopy(MIXED)]), FakeFreshBooks()
     counts = sync(state_store, expensify, fb, "r1")
     assert counts["person"] == {"created": 1} and counts["bill"] == {"created": 1}
-    assert counts["expense"] == {"created": 1} and counts["export_label"] == {"created": 1}
+    assert counts["expense"] == {"created": 1} and counts["label"] == {"created": 1}
     (vendor,) = fb.bill_vendors.rows.values()
     assert vendor["primary_contact_email"] == MAYA and vendor["vendor_name"] == "Maya Okafor"
     (bill,) = fb.bills.rows.values()
