@@ -15,7 +15,10 @@ Vendor differences are plugged in, not forked:
 
 from __future__ import annotations
 
+import codecs
+import email.message
 import email.utils
+import json
 import logging
 import random
 import time
@@ -400,15 +403,57 @@ def _retry_after(response: requests.Response) -> float | None:
         return max(0.0, parsed.timestamp() - time.time()) if parsed else None
 
 
-def _json_of(response: requests.Response, system: str) -> Any:
+def declared_charset(content_type: str | None) -> str | None:
+    """The ``charset`` parameter of a ``Content-Type`` value (lower case), or ``None`` when there is none."""
+    if not content_type:
+        return None
+    header = email.message.Message()
+    header["content-type"] = content_type
+    return header.get_content_charset() or None
+
+
+def decode_text(content: bytes, content_type: str | None) -> str:
+    """A body as text: in the charset its ``Content-Type`` declares, else UTF-8 (a leading BOM is dropped).
+
+    Never guessed, never patched with replacement characters: a "Caf\ufffd" vendor name would be synced as
+    data. Undeclared means UTF-8, the only encoding of JSON between systems (RFC 8259) and what every vendor
+    here sends; requests would instead guess, or assume ISO-8859-1 for ``text/*``.
+
+    :raises UnicodeError: the bytes are not valid in that charset, or the charset is unknown.
+    """
+    charset = declared_charset(content_type) or "utf-8"
     try:
-        return response.json()
+        codec = codecs.lookup(charset).name
+    except LookupError:
+        raise UnicodeError(f"in an unknown charset {charset[:40]!r}") from None
+    name = "UTF-8" if codec == "utf-8" else codec
+    try:
+        return content.decode("utf-8-sig" if codec == "utf-8" else codec)
+    except UnicodeDecodeError as exc:
+        raise UnicodeError(f"not valid {name} (byte 0x{content[exc.start]:02x} at offset {exc.start})") from None
+
+
+def body_text(response: requests.Response, system: str) -> str:
+    """The response body as :func:`decode_text` reads it; a body that cannot be read is a ``FatalApiError``."""
+    try:
+        return decode_text(response.content, response.headers.get("Content-Type"))
+    except UnicodeError as exc:
+        # The same bytes would come back on a retry: fatal, and named so the vendor can be asked.
+        raise FatalApiError(
+            f"the response body is {exc}; refused rather than guessed", system=system, status=response.status_code
+        ) from None
+
+
+def _json_of(response: requests.Response, system: str) -> Any:
+    text = body_text(response, system)
+    try:
+        return json.loads(text)
     except ValueError:
         raise FatalApiError(
             "expected a JSON body",
             system=system,
             status=response.status_code,
-            body=redact_text(response.text[:200]),
+            body=redact_text(text[:200]),
         ) from None
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -50,13 +50,10 @@ class BambooHRConfig:
     company_domain: str
     auth_type: str
     api_host: str
-    secret: str  # the API key, or the OAuth client secret
+    secret: str = field(repr=False)  # the API key, or the OAuth client secret
     client_id: str | None
-    refresh_token: str | None
+    refresh_token: str | None = field(repr=False)
     token_url: str
-
-    def __repr__(self) -> str:
-        return f"BambooHRConfig(company_domain={self.company_domain!r}, auth_type={self.auth_type!r})"
 
 
 class ApiKeyAuth(ApiAuth):

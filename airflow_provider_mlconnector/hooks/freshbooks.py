@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from decimal import Decimal, InvalidOperation
 from enum import Enum, IntEnum
 from functools import cached_property
@@ -183,14 +183,14 @@ def _query_value(value: Any) -> str:
 
 @dataclass(frozen=True)
 class FreshBooksConfig:
-    """What the hook reads from its Airflow connection."""
+    """What the hook reads from its Airflow connection. Secrets stay out of ``repr``."""
 
     api_url: str
     authorize_url: str
     client_id: str
-    client_secret: str
+    client_secret: str = field(repr=False)
     redirect_uri: str
-    refresh_token: str | None
+    refresh_token: str | None = field(repr=False)
     account_id: str | None
     business_id: int | None
 
@@ -223,7 +223,7 @@ class ConsentResult:
     """What the consent helper stored: the chain key, the new refresh token and the businesses."""
 
     credential_key: str
-    refresh_token: str
+    refresh_token: str = field(repr=False)
     businesses: list[FreshBooksBusiness]
 
 

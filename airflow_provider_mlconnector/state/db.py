@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import threading
 import weakref
 from collections.abc import Iterator
@@ -63,6 +64,27 @@ def _sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+def _create_owner_only(database: Path) -> None:
+    """Create the SQLite file with mode 0600 if it is new: it holds tokens, the ID map and business data.
+
+    SQLite gives the ``-wal`` and ``-shm`` files the database file's mode, so they are private too (its own
+    default would be 0644 whatever the umask). An existing file keeps the mode its owner chose; one that
+    every local user can read is worth a warning.
+    """
+    database.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        mode = stat.S_IMODE(database.stat().st_mode)
+        if mode & stat.S_IRWXO:
+            log.warning("state store %s is open to every local user (mode %04o): chmod 600 it", database, mode)
+        return
+    try:
+        os.fchmod(descriptor, 0o600)  # exactly 0600, whatever the umask
+    finally:
+        os.close(descriptor)
+
+
 def create_state_engine(url: str | URL) -> Engine:
     """An engine with the pragmas and transaction handling the store relies on."""
     parsed = make_url(url)
@@ -71,7 +93,7 @@ def create_state_engine(url: str | URL) -> Engine:
         database = parsed.database
         if not database or database == ":memory:":
             raise ConfigurationError("the state store needs a SQLite file, not an in-memory database")
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        _create_owner_only(Path(database).expanduser())
         engine = sa.create_engine(parsed, connect_args={"timeout": LOCK_WAIT_SECONDS})
         sa.event.listen(engine, "connect", _sqlite_connect)
         sa.event.listen(engine, "begin", _sqlite_begin)

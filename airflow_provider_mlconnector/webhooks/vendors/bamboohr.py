@@ -9,7 +9,6 @@ which holds the event's own timestamp, so a resend is a duplicate and a new chan
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qsl
 
 from airflow_provider_mlconnector.webhooks import signatures
 from airflow_provider_mlconnector.webhooks.model import (
@@ -22,7 +21,7 @@ from airflow_provider_mlconnector.webhooks.model import (
     content_id,
     quoted,
 )
-from airflow_provider_mlconnector.webhooks.vendors._common import load_json, required_header, unreadable
+from airflow_provider_mlconnector.webhooks.vendors._common import form_fields, load_json, required_header, unreadable
 
 SIGNATURE_HEADER = "X-BambooHR-Signature"
 TIMESTAMP_HEADER = "X-BambooHR-Timestamp"
@@ -55,7 +54,10 @@ def _private_keys(company: str, context: HandlerContext) -> list[str]:
 
 def _document(delivery: Delivery) -> Any:
     if "form" in delivery.headers.get("content-type", ""):
-        return dict(parse_qsl(delivery.body.decode("utf-8", errors="replace"), keep_blank_values=True))
+        try:
+            return dict(form_fields(delivery))
+        except ValueError:
+            return None  # kept as unreadable evidence
     return load_json(delivery.body)
 
 

@@ -80,7 +80,7 @@ def _event_id(document: dict[str, Any], delivery: Delivery) -> str:
         return f"hash-{document['hash']}"
     if delivery.headers.get(ID_HEADER):
         return f"id-{delivery.headers[ID_HEADER]}"
-    return content_id("bc", delivery.body.decode("utf-8", errors="replace"))
+    return content_id("bc", delivery.body.decode("utf-8"))  # load_json accepted it: valid UTF-8
 
 
 def _store_hash(document: dict[str, Any]) -> str | None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import re
 from datetime import datetime, timedelta
-from urllib.parse import parse_qsl
 
 from airflow_provider_mlconnector.exceptions import AuthError, FatalApiError, MLConnectorError
 from airflow_provider_mlconnector.webhooks import signatures
@@ -34,6 +33,7 @@ from airflow_provider_mlconnector.webhooks.model import (
     quoted,
 )
 from airflow_provider_mlconnector.webhooks.settings import conn_id_for
+from airflow_provider_mlconnector.webhooks.vendors._common import form_fields
 
 log = logging.getLogger(__name__)
 
@@ -44,15 +44,15 @@ SYSTEM = "freshbooks"
 IDENTIFIER = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
-def parse_form(body: bytes) -> list[tuple[str, str]]:
+def parse_form(delivery: Delivery) -> list[tuple[str, str]]:
     try:
-        return parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(body))
-    except (UnicodeDecodeError, ValueError):
-        raise Rejected("body is not a form post") from None
+        return form_fields(delivery)
+    except ValueError:
+        raise Rejected("body is not a form post in UTF-8 or its declared charset") from None
 
 
 def receive(delivery: Delivery, context: HandlerContext) -> Receipt:
-    fields = parse_form(delivery.body)
+    fields = parse_form(delivery)
     values = dict(fields)
     if values.get("verifier"):
         # Events never carry a verifier. Whether the verification message is signed is unknown,
