@@ -71,7 +71,12 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_mlconnector.exceptions import ConfigurationError, MappingError, RecordError
+from airflow_provider_mlconnector.exceptions import (
+    ConfigurationError,
+    MappingError,
+    RecordError,
+    WriteOutcomeUnknownError,
+)
 from airflow_provider_mlconnector.hooks.bigcommerce import PAID_STATUS_IDS, BigCommerceHook
 from airflow_provider_mlconnector.hooks.freshbooks import FreshBooksHook, VisState, money, parse_money
 from airflow_provider_mlconnector.operators.pair import Ctx, Entity, Outcome, Pair, Record, Skip
@@ -831,21 +836,29 @@ def reduce_payments(freshbooks: FreshBooksHook, payment_ids: list[int], refund_i
 def credit_note(freshbooks: FreshBooksHook, invoice: Record, refund: Record, amount: Decimal) -> str:
     """The credit note of a store-credit refund, created once (looked up by its number first)."""
     number = f"{invoice['invoice_number']}-R{refund['id']}"
-    if any(str(c.get("credit_number")) == number for c in freshbooks.credit_notes.list()):
+    if credit_note_exists(freshbooks, number):
         return number
     code = str(invoice["currency_code"])
-    freshbooks.credit_notes.create(
-        {
-            "clientid": invoice["customerid"],
-            "credit_number": number,
-            "create_date": refund["date"] or invoice["create_date"],
-            "currency_code": code,
-            "credit_type": "goodwill",
-            "notes": f"Store credit for BigCommerce refund {refund['id']} of invoice {invoice['invoice_number']}",
-            "lines": [line(f"Refund {refund['id']}", refund["reason"] or "store credit", 1, amount, code, None)],
-        }
-    )
+    body = {
+        "clientid": invoice["customerid"],
+        "credit_number": number,
+        "create_date": refund["date"] or invoice["create_date"],
+        "currency_code": code,
+        "credit_type": "goodwill",
+        "notes": f"Store credit for BigCommerce refund {refund['id']} of invoice {invoice['invoice_number']}",
+        "lines": [line(f"Refund {refund['id']}", refund["reason"] or "store credit", 1, amount, code, None)],
+    }
+    try:
+        freshbooks.credit_notes.create(body)
+    except WriteOutcomeUnknownError:
+        if not credit_note_exists(freshbooks, number):  # the answer was lost: FreshBooks may have it
+            raise
     return number
+
+
+def credit_note_exists(freshbooks: FreshBooksHook, number: str) -> bool:
+    # No credit-note search is documented: the list is read (only when a store-credit refund is applied).
+    return any(str(c.get("credit_number")) == number for c in freshbooks.credit_notes.list())
 
 
 PAIR = Pair(
