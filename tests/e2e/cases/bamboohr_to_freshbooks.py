@@ -71,6 +71,15 @@ def stream_goes_on(harness: Any) -> tuple[str, str]:
     return "person", f"lena.ortiz@{DOMAIN}"
 
 
+def check_story(harness: Any) -> None:
+    """Departments went only onto untagged expenses; the person who left before got no vendor."""
+    fb = harness.control.state("freshbooks")["accounts"][FB_ACCOUNT]
+    notes = {e["id"]: str(e.get("notes") or "") for e in fb["expenses"]}
+    assert notes[63901].endswith("\n[dept: Creative]") and notes[63903].endswith("\n[dept: Media]"), notes
+    assert notes[63902] == "Client dinner [dept: Sales]", "a marker set by hand was overwritten"
+    assert f"lucas.fontaine@{DOMAIN}" not in target_keys(harness)["person"]
+
+
 CASE = PairCase(
     dag_id="bamboohr_to_freshbooks",
     seed=lambda harness: harness.control.seed_demo(),
@@ -93,4 +102,7 @@ CASE = PairCase(
     list_twice=list_twice,
     rename_onto_sibling=rename_onto_sibling,
     stream_goes_on=stream_goes_on,
+    check_story=check_story,
+    # The custom report is a read sent as POST (it names the fields).
+    read_posts=("bamboohr POST /api/gateway.php/{company}/v1/reports/custom",),
 )
