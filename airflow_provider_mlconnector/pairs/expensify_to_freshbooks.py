@@ -24,7 +24,8 @@ Mapping rules an accountant can check:
 * **An expense** (card transaction): the mapped category, the transaction date and amount, the
   merchant as the free-text vendor, the employee's FreshBooks staff member (matched by e-mail;
   the account owner, the lowest staff id, when the employee is not staff), and
-  ``Expensify report <id> (<name>) / transaction <id>`` plus the comment and tag in the notes.
+  ``Expensify report <id> (<name>) / transaction <id>``, the approval date, the comment and the
+  tag in the notes.
 * **Categories**: FreshBooks expense categories cannot be created through the API and carry no GL
   code. An Expensify category maps to a FreshBooks category by (1) an explicit override, Airflow
   Variable ``mlconnector_expensify_to_freshbooks_category_overrides``, JSON ``{"<Expensify
@@ -56,8 +57,9 @@ Mapping rules an accountant can check:
   the bill's total is recorded, dated the reimbursement date, so the bill shows paid.
 * **Export label**: after a report's bill or expenses are written, the report is marked exported
   in Expensify with the label of the Expensify connection's ``export_label`` extra (default
-  ``ml-connector``). The label is for people working in Expensify; the ID map decides what was
-  written, so an already-labelled report is still synced when it changes.
+  ``ml-connector``), one Expensify call per approval day (the exporter allows 20 calls a minute).
+  The label is for people working in Expensify; the ID map decides what was written, so an
+  already-labelled report is still synced when it changes.
 
 **Params**: ``dry_run`` (decide and report, write nothing anywhere), ``full_resync`` (re-read the
 last year), ``replay_dead_letters`` (dead-letter ids to retry after fixing the cause).
@@ -107,6 +109,7 @@ CENTS = Decimal("0.01")
 BILL, EXPENSE = "bill", "expense"
 #: How our FreshBooks records name their report (bill description, expense notes).
 MARKER = re.compile(r"Expensify report (\S+)")
+APPROVED_NOTE = re.compile(r"^approved: (\d{4}-\d{2}-\d{2})$", re.MULTILINE)
 
 
 # ---------------------------------------------------------------------------------- settings
@@ -302,6 +305,10 @@ def expense_date(expense: Mapping[str, Any]) -> str:
     return date.fromisoformat(str(expense.get("modifiedCreated") or expense["created"])[:10]).isoformat()
 
 
+def approval_date(report: Mapping[str, Any]) -> str:
+    return date.fromisoformat(str(report["approved"])[:10]).isoformat()
+
+
 def merchant(expense: Mapping[str, Any]) -> str:
     return str(expense.get("modifiedMerchant") or expense.get("merchant") or "").strip()
 
@@ -436,7 +443,7 @@ def bill_payload(report: Record, ctx: Ctx) -> Outcome:
     return {
         "vendorid": vendor,
         "bill_number": booked.report_id,
-        "issue_date": date.fromisoformat(str(report["approved"])[:10]).isoformat(),
+        "issue_date": approval_date(report),
         "due_offset_days": 0,
         "currency_code": booked.currency,
         "language": "en",
@@ -482,7 +489,7 @@ def card_expense_payload(record: Record, ctx: Ctx) -> Outcome:
     transaction_id = str(record["id"]).split("/", 1)[1]
     booked = booked_report(report, ctx, f"expense {record['id']}")
     expense = next(e for e in report["transactionList"] if str(e["transactionID"]) == transaction_id)
-    notes = [f"{booked.label()} / transaction {transaction_id}"]
+    notes = [f"{booked.label()} / transaction {transaction_id}", f"approved: {approval_date(report)}"]
     notes += [f"{name}: {expense[name]}" for name in ("comment", "tag") if expense.get(name)]
     payload: Record = {
         "categoryid": booked.categories[transaction_id],
@@ -565,55 +572,52 @@ def update_payment(freshbooks: FreshBooksHook, payment_id: str, payload: Record)
 # ---------------------------------------------------------------------------------- export label
 
 
-def read_written_reports(freshbooks: FreshBooksHook, window: Window) -> Iterator[Record]:
-    """Reports this pair wrote, seen from FreshBooks (bill descriptions and expense notes)."""
+def read_written_reports(freshbooks: FreshBooksHook, window: Window) -> list[Record]:
+    # FreshBooks documents no updated-since filter on bills or expenses: every run reads them all.
+    return written_days(freshbooks)
+
+
+def written_days(freshbooks: FreshBooksHook) -> list[Record]:
+    """What this pair wrote, seen from FreshBooks, one record per approval day (one label call each)."""
+    days: dict[str, set[tuple[str, str, str]]] = {}
     for bill in freshbooks.bills.list():
         found = MARKER.match(str(bill.get("overall_description") or ""))
         if found and found.group(1) == str(bill.get("bill_number")):
-            yield {"id": found.group(1), "bill": bill.get("id")}
+            days.setdefault(str(bill["issue_date"]), set()).add(("bill", str(bill["id"]), found.group(1)))
     for expense in freshbooks.expenses.list():
         found = MARKER.match(str(expense.get("notes") or ""))
-        if found and transaction_of(expense):
-            yield {"id": found.group(1), "expense": expense.get("id")}
+        day = APPROVED_NOTE.search(str(expense.get("notes") or ""))
+        if found and day and transaction_of(expense):
+            days.setdefault(day.group(1), set()).add(("expense", str(expense["id"]), found.group(1)))
+    return [{"id": day, "written": sorted(written)} for day, written in sorted(days.items())]
+
+
+def fetch_written_day(freshbooks: FreshBooksHook, day: str) -> Record | None:
+    return next((r for r in written_days(freshbooks) if r["id"] == day), None)
 
 
 def label_payload(written: Record, ctx: Ctx) -> Outcome:
-    entity = "bill" if "bill" in written else "expense" if "expense" in written else None
-    if entity is not None:
+    ours = set()
+    for entity, freshbooks_id, report_id in written["written"]:
         try:
-            ctx.source_id(entity, written[entity])
+            ctx.source_id(entity, freshbooks_id)
         except NotLinkedYetError:
-            return Skip(f"FreshBooks {entity} {written[entity]} names an Expensify report but was not written by us")
-    return {"reportID": str(written["id"]), "label": ctx.reference}
+            continue  # it names an Expensify report, but this integration did not write it
+        ours.add(str(report_id))
+    if not ours:
+        return Skip("nothing written by this integration was approved that day")
+    return {"label": ctx.reference, "day": written["id"], "reportIDs": sorted(ours)}
 
 
 def label_key(written: Record, payload: Record) -> str:
-    return f"{payload['label']}|{payload['reportID']}"
-
-
-def labelled(expensify: ExpensifyHook, payloads: list[Record]) -> dict[str, Record]:
-    """The reports among ``payloads`` already carrying their label (the exporter leaves them out)."""
-    if not payloads:
-        return {}
-    label = str(payloads[0]["label"])
-    ids = sorted({str(p["reportID"]) for p in payloads})
-    states = ("OPEN", "SUBMITTED", "APPROVED", "REIMBURSED", "ARCHIVED")
-    unlabelled = {str(r["reportID"]) for r in expensify.export_reports(report_ids=ids, label=label, states=states)}
-    return {f"{label}|{i}": {"id": i} for i in ids if i not in unlabelled}
-
-
-def find_label(expensify: ExpensifyHook, key: str) -> Record | None:
-    label, _, report_id = key.partition("|")
-    return labelled(expensify, [{"label": label, "reportID": report_id}]).get(key)
+    return f"{payload['label']}|{payload['day']}"
 
 
 def apply_label(expensify: ExpensifyHook, payload: Record) -> Record:
-    expensify.mark_exported([str(payload["reportID"])], str(payload["label"]))
-    return {"id": str(payload["reportID"])}
-
-
-def _fetch_written(freshbooks: FreshBooksHook, report_id: str) -> Record | None:
-    return {"id": report_id}
+    """Label the day's reports in one call. Labelling is idempotent: a repeat (after a lost answer,
+    or when a report joins the day) only labels again, so no lookup is needed before it."""
+    expensify.mark_exported([str(i) for i in payload["reportIDs"]], str(payload["label"]))
+    return {"id": f"{payload['label']}|{payload['day']}"}
 
 
 PAIR = Pair(
@@ -680,14 +684,13 @@ PAIR = Pair(
             after=("bill", "expense"),
             reverse=True,
             read=read_written_reports,
-            fetch=_fetch_written,
+            fetch=fetch_written_day,
             prepare=lambda fb, expensify: expensify.config.export_label,
             transform=label_payload,
             natural_key=label_key,
-            index=labelled,
-            find=find_label,
+            find=lambda expensify, key: None,  # labelling twice is harmless: never looked up
             create=apply_label,
-            update=lambda expensify, report_id, payload: None,  # a label cannot change
+            update=lambda expensify, key, payload: apply_label(expensify, payload),
         ),
     ),
 )

@@ -42,6 +42,7 @@ class FakeExpensify:
         self.reports = {r["reportID"]: r for r in reports}
         self.labels: dict[str, set[str]] = {}
         self.exports = 0
+        self.mark_calls = 0
         self.config = type("Config", (), {"export_label": "ml-connector"})()
 
     def export_reports(self, *, report_ids=None, states=("APPROVED", "REIMBURSED"), label=None, **dates):
@@ -56,6 +57,7 @@ class FakeExpensify:
         ]
 
     def mark_exported(self, report_ids, label):
+        self.mark_calls += 1
         for report_id in report_ids:
             self.labels.setdefault(report_id, set()).add(label)
 
@@ -246,6 +248,7 @@ def test_an_unmapped_category_holds_the_whole_report_and_a_replay_after_an_overr
     assert [li["categoryid"] for li in r2["lines"]] == ["3005", "3005"]
     assert sorted(e["categoryid"] for e in fb.expenses.created) == ["3002", "3004", "3010"]
     assert letters(state_store) == [] and "ml-connector" in expensify.labels["R2"]
+    assert expensify.mark_calls == 2  # one call per approval day: R1 alone, then R1 and R2 (same day)
     sync(state_store, expensify, fb, "r4")
     assert len(fb.bills.created) == 2 and len(fb.expenses.created) == 3
 
