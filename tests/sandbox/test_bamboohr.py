@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -83,8 +84,24 @@ def test_basic_auth_key_as_user_and_any_password(running, api):
     assert missing.status_code == 401
     assert missing.headers["X-BambooHR-Error-Message"] == "Your API key is missing"
     assert missing.content == b""
-    assert requests.get(url, auth=(SANDBOX_API_KEY, ""), headers=JSON, timeout=5).status_code == 401
     assert requests.get(url, auth=("not-the-key", "x"), headers=JSON, timeout=5).status_code == 401
+    assert requests.get(url, auth=("", "x"), headers=JSON, timeout=5).status_code == 401  # the key is the user
+
+
+def basic(credentials: bytes) -> dict[str, str]:
+    return {**JSON, "Authorization": "Basic " + base64.b64encode(credentials).decode()}
+
+
+def test_the_key_works_with_an_empty_password_as_clients_send_it(running, api):
+    url = api.url + "/meta/fields"
+    # `key:` is what curl -u KEY: and clients built on requests' auth=(key, "") send
+    assert requests.get(url, auth=(SANDBOX_API_KEY, ""), headers=JSON, timeout=5).status_code == 200
+    assert requests.get(url, headers=basic(f"{SANDBOX_API_KEY}:".encode()), timeout=5).status_code == 200
+    assert requests.get(url, headers=basic(SANDBOX_API_KEY.encode()), timeout=5).status_code == 401  # no colon
+    running.control.switch("bamboohr", "api_key_password_required", True)  # the docs' "any non-empty string"
+    refused = requests.get(url, auth=(SANDBOX_API_KEY, ""), headers=JSON, timeout=5)
+    assert refused.status_code == 401 and refused.headers["X-BambooHR-Error-Message"] == "Your API key is missing"
+    assert requests.get(url, auth=(SANDBOX_API_KEY, "x"), headers=JSON, timeout=5).status_code == 200
 
 
 def test_key_of_one_company_is_refused_on_another_and_unknown_company_is_404(running):

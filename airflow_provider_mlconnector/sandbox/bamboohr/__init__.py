@@ -41,6 +41,9 @@ class BambooHRSandbox(SystemSandbox):
 
     name = "bamboohr"
     default_switches: ClassVar[dict[str, Any]] = {
+        # Basic auth: the key is the user name and the password is ignored, even empty (`key:`, what
+        # widely used clients send). True = the docs' "any non-empty string" read strictly: `key:` is 401.
+        "api_key_password_required": False,
         # Response when Accept does not name application/json: "xml" (widely reported) or "406".
         "non_json_accept": "xml",
         # GET /employees/{id} without fields=: OpenAPI says firstName,lastName; [] = only "id".

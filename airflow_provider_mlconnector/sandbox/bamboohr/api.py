@@ -116,11 +116,12 @@ def routes(sandbox: BambooHRSandbox) -> list[BaseRoute]:
         scheme, _, value = header.partition(" ")
         if scheme.lower() == "basic":
             try:
-                user, _, password = base64.b64decode(value).decode().partition(":")
+                user, colon, password = base64.b64decode(value).decode().partition(":")
             except (binascii.Error, UnicodeDecodeError):
                 raise BambooHRError(401, "Malformed Basic credentials") from None
-            if not user or not password:
-                # BambooHR wants the key as the user name and any non-empty password ("x").
+            # The key is the user name; the password is ignored, even empty (`key:`, as many clients send).
+            # The docs' "any non-empty string" (use "x") is the api_key_password_required switch.
+            if not user or not colon or (not password and sandbox.switches["api_key_password_required"]):
                 raise BambooHRError(401, "Your API key is missing")
             return backend().authenticate_key(user, domain)
         if scheme.lower() == "bearer" and value:
