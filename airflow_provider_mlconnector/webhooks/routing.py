@@ -1,8 +1,8 @@
 """Which DAGs an event should make run sooner.
 
 The DAG re-reads the records itself (payloads carry ids), so an event only says "run soon".
-Systems absent from the table (QuickBooks for now) are stored and left pending for a future
-consumer; event types of a listed system that match no route are marked done as ``!unrouted``.
+Systems absent from the table are stored and left pending for a future consumer; event types of
+a listed system that match no route are marked done as ``!unrouted``.
 """
 
 from __future__ import annotations
@@ -30,6 +30,13 @@ ROUTES: tuple[Route, ...] = (
     Route("freshbooks", ("bill.", "bill_vendor.", "bill_payment."), ("freshbooks_to_bill",)),
     Route("bigcommerce", ("store/order/",), ("bigcommerce_to_freshbooks",)),
     Route("bamboohr", ("",), ("bamboohr_to_freshbooks",)),
+    # QuickBooks Vendor / PurchaseOrder / Bill changes: bill_to_quickbooks checks them against BILL
+    # (legacy ``Vendor.Update`` and CloudEvents ``qbo.vendor.updated.v1`` types alike).
+    Route(
+        "quickbooks",
+        ("Vendor.", "PurchaseOrder.", "Bill.", "qbo.vendor.", "qbo.purchaseorder.", "qbo.bill."),
+        ("bill_to_quickbooks",),
+    ),
 )
 
 ROUTED_SYSTEMS: tuple[str, ...] = tuple(dict.fromkeys(route.system for route in ROUTES))

@@ -57,7 +57,10 @@ def test_routing_table():
     assert dags_for("bigcommerce", "store/order/statusUpdated") == ("bigcommerce_to_freshbooks",)
     assert dags_for("bigcommerce", "store/product/updated") == ()
     assert dags_for("bamboohr", "employee.updated") == ("bamboohr_to_freshbooks",)
-    assert dags_for("quickbooks", "Vendor.Create") == ()
+    assert dags_for("quickbooks", "Vendor.Create") == ("bill_to_quickbooks",)
+    assert dags_for("quickbooks", "qbo.purchaseorder.updated.v1") == ("bill_to_quickbooks",)
+    assert dags_for("quickbooks", "qbo.billpayment.created.v1") == ()
+    assert dags_for("quickbooks", "Customer.Create") == ()
 
 
 def test_run_id_is_the_interval_start(dispatcher):
@@ -145,11 +148,11 @@ def test_bill_event_covers_both_dags_before_it_is_done(store, dispatcher, airflo
 
 def test_unrouted_marked_and_unrouted_systems_left_pending(store, dispatcher, airflow):
     add(store, "bill", "i1", "invoice.created")
-    add(store, "quickbooks", "q1", "Vendor.Create")  # no DAG yet: kept for a future consumer
+    add(store, "expensify", "x1", "report.approved")  # a system no route lists: kept for a future consumer
     report = dispatcher.tick()
     assert report.unrouted == 1
     assert store.inbox.get("bill", "i1").run_id == "!unrouted"
-    assert store.inbox.get("quickbooks", "q1").processed_at is None
+    assert store.inbox.get("expensify", "x1").processed_at is None
     assert airflow.triggers == []
 
 

@@ -168,7 +168,7 @@ def test_every_emulator_delivers_into_the_inbox(sandbox, environment, registered
         "bamboohr_to_freshbooks",
     }
     assert store.inbox.pending("freshbooks") == []
-    assert pending_types(store, "quickbooks") == ["qbo.vendor.created.v1"]  # no DAG yet: kept
+    assert pending_types(store, "quickbooks") == []  # routed to bill_to_quickbooks
 
 
 def test_unconfirmed_wire_variants_are_accepted(sandbox, environment, registered):
