@@ -46,10 +46,10 @@ DAG_ID = "freshbooks_to_bill"
 BILL_CONCURRENCY = 3
 
 
-def parse_time() -> float:
+def parse_time(dag_id: str = DAG_ID) -> float:
     code = (
         "import time, runpy, airflow.sdk;t=time.perf_counter();"
-        f"runpy.run_path({str(ROOT / 'dags' / (DAG_ID + '.py'))!r});print(time.perf_counter()-t)"
+        f"runpy.run_path({str(ROOT / 'dags' / (dag_id + '.py'))!r});print(time.perf_counter()-t)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
@@ -63,11 +63,11 @@ def api_token(env: DemoEnv) -> str:
     return str(response.json()["access_token"])
 
 
-def peak_memory(env: DemoEnv, run_id: str) -> dict[str, float]:
+def peak_memory(env: DemoEnv, run_id: str, dag_id: str = DAG_ID) -> dict[str, float]:
     """Max peak RSS (MiB) per task id, from the ``peak_rss_mb`` XComs the operators push."""
     headers = {"Authorization": f"Bearer {api_token(env)}"}
     run_id = quote(run_id, safe="")
-    url = f"http://127.0.0.1:{env.api_port}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/~/xcomEntries"
+    url = f"http://127.0.0.1:{env.api_port}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/~/xcomEntries"
     response = requests.get(url, params={"xcom_key": "peak_rss_mb", "limit": 1000}, headers=headers, timeout=30)
     response.raise_for_status()
     peaks: dict[str, float] = {}
@@ -75,7 +75,7 @@ def peak_memory(env: DemoEnv, run_id: str) -> dict[str, float]:
         value = entry.get("value")
         if value is None:
             item = requests.get(
-                f"http://127.0.0.1:{env.api_port}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/"
+                f"http://127.0.0.1:{env.api_port}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/"
                 f"{entry['task_id']}/xcomEntries/peak_rss_mb",
                 params={"map_index": entry.get("map_index", -1)},
                 headers=headers,
@@ -86,25 +86,25 @@ def peak_memory(env: DemoEnv, run_id: str) -> dict[str, float]:
     return peaks
 
 
-def run_duration(env: DemoEnv, run_id: str) -> float:
+def run_duration(env: DemoEnv, run_id: str, dag_id: str = DAG_ID) -> float:
     """Seconds from the run's start to its end, as Airflow recorded them."""
-    runs = json_rows(airflow(env, "dags", "list-runs", DAG_ID, "-o", "json").stdout)
+    runs = json_rows(airflow(env, "dags", "list-runs", dag_id, "-o", "json").stdout)
     run = next(r for r in runs if r["run_id"] == run_id)
     start, end = (datetime.fromisoformat(run[k]) for k in ("start_date", "end_date"))
     return (end - start).total_seconds()
 
 
-def first_run(env: DemoEnv, control: SandboxControl) -> tuple[str, float, str, Counter[str]]:
+def first_run(env: DemoEnv, control: SandboxControl, dag_id: str = DAG_ID) -> tuple[str, float, str, Counter[str]]:
     """Unpause: the scheduler runs the DAG (catchup is off, so one run for the latest interval)."""
     control.clear_requests()
-    run_id, state = run_scheduled(env, DAG_ID, timeout=7200)
-    return run_id, run_duration(env, run_id), state, Counter(control.request_counts())
+    run_id, state = run_scheduled(env, dag_id, timeout=7200)
+    return run_id, run_duration(env, run_id, dag_id), state, Counter(control.request_counts())
 
 
-def rerun(env: DemoEnv, control: SandboxControl) -> tuple[float, str, Counter[str]]:
+def rerun(env: DemoEnv, control: SandboxControl, dag_id: str = DAG_ID) -> tuple[float, str, Counter[str]]:
     control.clear_requests()
-    state = trigger_and_wait(env, DAG_ID, "bench_rerun", timeout=7200)
-    return run_duration(env, "bench_rerun"), state, Counter(control.request_counts())
+    state = trigger_and_wait(env, dag_id, "bench_rerun", timeout=7200)
+    return run_duration(env, "bench_rerun", dag_id), state, Counter(control.request_counts())
 
 
 def main() -> int:

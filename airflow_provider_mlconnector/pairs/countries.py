@@ -45,4 +45,10 @@ def iso_country(name: object) -> str:
 
 def iso_alpha3(name: object) -> str:
     """The alpha-3 code (``USA``) for a country name or code (QuickBooks addresses want alpha-3)."""
-    return str(pycountry.countries.get(alpha_2=iso_country(name)).alpha_3)
+    code = iso_country(name)
+    country = pycountry.countries.get(alpha_2=code)
+    if country is None:  # an alias pycountry does not carry as alpha-2
+        raise MappingError(
+            f"country {code!r} has no ISO 3166 alpha-3 code; fix the vendor's address", kind="invalid_country"
+        )
+    return str(country.alpha_3)
