@@ -481,3 +481,71 @@ def test_webhook_signature_verification(running, make_hook):
     # the receiver's verifier (webhooks/signatures.py) with the connection's verifier token
     assert signatures.body_hmac(hook.config.webhook_verifier_token, body, signature)
     assert not signatures.body_hmac(hook.config.webhook_verifier_token, body + b" ", signature)
+
+
+# ---------------------------------------------------------------------- resources
+
+
+def test_the_hook_names_its_realm_as_tenant_and_its_pool(make_hook):
+    hook = make_hook()
+    assert hook.tenant == SANDBOX_REALM_ID
+    assert (QuickBooksHook.pool, QuickBooksHook.max_concurrency) == ("quickbooks_api", 10)
+
+
+def test_vendors_are_found_by_exact_display_name_inactive_ones_included_quotes_escaped(make_hook):
+    hook = make_hook()
+    created = hook.vendors.create({"DisplayName": "Dianne's Auto Shop"})
+    hook.vendors.update(created["Id"], {"Active": False})
+    found = hook.vendors.find(DisplayName="Dianne's Auto Shop", Active=[True, False])
+    assert found is not None and found["Id"] == created["Id"] and found["Active"] is False
+    assert hook.vendors.find(DisplayName="Dianne's Auto Shop") is None  # inactive ones hide by default
+    assert hook.vendors.find(DisplayName="dianne's auto shop", Active=[True, False]) is None  # exact only
+    several = hook.vendors.list(DisplayName=["Adobe Inc.", "Dianne's Auto Shop"], Active=[True, False])
+    assert sorted(v["DisplayName"] for v in several) == ["Adobe Inc.", "Dianne's Auto Shop"]
+
+
+def test_an_update_reads_the_current_sync_token_and_retries_once_when_stale(running, make_hook):
+    hook = make_hook()
+    vendor = hook.vendors.get("56")
+    hook.vendors.update("56", {"AcctNum": "A-1"})  # someone else moves the token on
+    updated = hook.vendors.update("56", {"AcctNum": "A-2"}, current=vendor)  # based on the stale read
+    assert updated["AcctNum"] == "A-2" and updated["SyncToken"] == "2"
+
+
+def test_documents_are_listed_by_doc_number_and_deleted_on_their_current_token(make_hook):
+    hook = make_hook()
+    body = {
+        "VendorRef": {"value": "56"},
+        "APAccountRef": {"value": "33"},
+        "DocNumber": "ADB-2026-11",
+        "Line": [
+            {
+                "DetailType": "AccountBasedExpenseLineDetail",
+                "Amount": 10.5,
+                "AccountBasedExpenseLineDetail": {"AccountRef": {"value": "59"}},
+            }
+        ],
+    }
+    order = hook.purchase_orders.create(body, request_id="po-adb-2026-11")
+    hook.purchase_orders.update(order["Id"], {"POStatus": "Closed"})
+    assert [o["Id"] for o in hook.purchase_orders.list(DocNumber=["ADB-2026-11", "nope"])] == [order["Id"]]
+    hook.purchase_orders.delete(order["Id"])
+    with pytest.raises(NotFoundError):
+        hook.purchase_orders.get(order["Id"])
+    bill = hook.bills.create(body)
+    assert hook.bills.find(DocNumber="ADB-2026-11")["Id"] == bill["Id"]
+
+
+def test_test_connection_warns_when_the_plan_has_no_purchase_orders(running, make_hook):
+    running.control.switch("quickbooks", "offering_sku", "QuickBooks Online Essentials")
+    ok, message = make_hook().test_connection()
+    assert ok and "Warning: the plan is QuickBooks Online Essentials" in message
+
+
+def test_a_create_without_replay_reports_a_lost_answer_instead_of_resending_it(running, make_hook):
+    from airflow_provider_mlconnector.exceptions import WriteOutcomeUnknownError
+
+    running.control.fault("quickbooks", "drop_after_commit", method="POST", path="/vendor$")
+    with pytest.raises(WriteOutcomeUnknownError):
+        make_hook().vendors.create({"DisplayName": "Cloudline Hosting"}, replay=False)
+    assert counts(running)["quickbooks POST /v3/company/{realm}/vendor"] == 1  # sent once, committed once
