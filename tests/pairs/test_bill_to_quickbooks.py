@@ -441,3 +441,65 @@ def test_the_document_readers_follow_the_target_variable(monkeypatch: pytest.Mon
     monkeypatch.setenv(f"AIRFLOW_VAR_{pair.TARGET_VARIABLE.upper()}", "invoices")
     with pytest.raises(ConfigurationError):
         pair.target_mode()
+
+
+# ---------------------------------------------------------------------------------- writes
+
+
+class FakeResource:
+    """One QuickBooks collection in memory: what the pair's write functions call."""
+
+    def __init__(self, records: dict[str, dict[str, Any]]) -> None:
+        self.records = records
+        self.updates: list[tuple[str, dict[str, Any], str | None]] = []
+        self.deleted: list[str] = []
+
+    def get(self, record_id: str) -> dict[str, Any]:
+        return self.records[record_id]
+
+    def update(self, record_id: str, changes: dict[str, Any], *, request_id=None, current=None) -> dict[str, Any]:
+        self.updates.append((record_id, changes, request_id))
+        return {**self.records[record_id], **changes}
+
+    def delete(self, record_id: str) -> None:
+        self.deleted.append(record_id)
+
+
+class FakeBooks:
+    def __init__(self, **resources: FakeResource) -> None:
+        for name, resource in resources.items():
+            setattr(self, name, resource)
+
+
+def test_a_vendor_update_is_sparse_without_the_currency_and_carries_a_request_id() -> None:
+    vendors = FakeResource({"57": {"Id": "57", "SyncToken": "3", "CurrencyRef": {"value": "USD"}}})
+    payload = vendor_payload(bill_vendor(), FakeCtx())
+    pair.update_vendor(FakeBooks(vendors=vendors), "57", payload)  # type: ignore[arg-type]
+    ((record_id, changes, request_id),) = vendors.updates
+    assert record_id == "57" and "CurrencyRef" not in changes and changes["DisplayName"] == "Cloudline Hosting"
+    assert request_id
+
+
+def test_a_bill_currency_change_is_for_a_person_quickbooks_keeps_it() -> None:
+    vendors = FakeResource({"57": {"Id": "57", "SyncToken": "3", "CurrencyRef": {"value": "USD"}}})
+    with pytest.raises(RecordError) as caught:
+        pair.update_vendor(FakeBooks(vendors=vendors), "57", vendor_payload(bill_vendor(billCurrency="CAD"), FakeCtx()))  # type: ignore[arg-type]
+    assert caught.value.kind == "manual_reconciliation" and vendors.updates == []
+
+
+def test_an_archived_bill_deletes_an_unlinked_purchase_order_only() -> None:
+    orders = FakeResource(
+        {"130": {"Id": "130"}, "131": {"Id": "131", "LinkedTxn": [{"TxnId": "9", "TxnType": "Bill"}]}}
+    )
+    books = FakeBooks(purchase_orders=orders)
+    pair.PURCHASE_ORDERS.retire(books, "130")  # type: ignore[arg-type]
+    with pytest.raises(RecordError, match="linked") as caught:
+        pair.PURCHASE_ORDERS.retire(books, "131")  # type: ignore[arg-type]
+    assert orders.deleted == ["130"] and caught.value.kind == "manual_reconciliation"
+
+
+def test_a_quickbooks_bill_paid_there_is_not_changed_from_bill() -> None:
+    bills = FakeResource({"140": {"Id": "140", "TotalAmt": 420.0, "Balance": 20.0}})
+    with pytest.raises(RecordError) as caught:
+        pair.BILLS.update(FakeBooks(bills=bills), "140", {"DocNumber": "CLH-3301"})  # type: ignore[arg-type]
+    assert caught.value.kind == "manual_reconciliation" and bills.updates == []
