@@ -121,7 +121,8 @@ CONNECTION_TYPES: list[dict[str, Any]] = [
                 "description": "api_key (basic auth with the key) or oauth.",
                 "schema": {"type": ["string", "null"], "enum": ["api_key", "oauth", None], "default": "api_key"},
             },
-            "refresh_token": _secret("Initial refresh token", "OAuth mode only."),
+            "refresh_token": _secret("Initial refresh token", "OAuth mode only; from the consent helper."),
+            "redirect_uri": _text("Redirect URI", "OAuth mode only: the HTTPS redirect URI registered for the app."),
             "token_url": _TOKEN_URL,
             "webhook_private_key": _secret(
                 "Webhook private key", "Only for a webhook created by hand (the CLI stores its own)."
@@ -136,8 +137,12 @@ CONNECTION_TYPES: list[dict[str, Any]] = [
         hidden=["schema", "port"],
         placeholders={"host": "https://quickbooks.api.intuit.com"},
         fields={
-            "realm_id": _text("Realm id", "The QuickBooks company id (realmId)."),
-            "refresh_token": _secret("Initial refresh token", "Rotated tokens then live encrypted in the state store."),
+            "realm_id": _text("Realm id", "The QuickBooks company id (realmId); the consent helper prints it."),
+            "refresh_token": _secret(
+                "Initial refresh token",
+                "From the consent helper. Rotated tokens then live encrypted in the state store.",
+            ),
+            "redirect_uri": _text("Redirect URI", "The HTTPS redirect URI registered for your Intuit app."),
             "environment": {
                 "label": "Environment",
                 "description": "sandbox or production.",

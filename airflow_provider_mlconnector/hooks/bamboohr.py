@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import requests
 
-from airflow_provider_mlconnector.core.auth import RotatingOAuth, chain_key
+from airflow_provider_mlconnector.core.auth import Credential, HeaderAuth, RotatingOAuth, chain_key
 from airflow_provider_mlconnector.core.http import ApiAuth, ApiClient, ErrorInfo
 from airflow_provider_mlconnector.core.secrets import mask
 from airflow_provider_mlconnector.exceptions import ConfigurationError
-from airflow_provider_mlconnector.hooks.base import MLConnectorHook
+from airflow_provider_mlconnector.hooks.oauth import ConsentError, OAuthApp, OAuthHook, Reached
 
 if TYPE_CHECKING:
     from airflow_provider_mlconnector.state import StateStore
@@ -105,7 +105,7 @@ def compute_signature(private_key: str, body: bytes, timestamp: str) -> str:
     return hmac.new(private_key.encode(), body + timestamp.encode(), hashlib.sha256).hexdigest()
 
 
-class BambooHRHook(MLConnectorHook):
+class BambooHRHook(OAuthHook):
     """BambooHR API hook (connection type ``bamboohr``).
 
     :param conn_id: the Airflow connection id.
@@ -175,6 +175,33 @@ class BambooHRHook(MLConnectorHook):
         if config.auth_type == "api_key":
             return ApiKeyAuth(config.secret)
         assert config.client_id is not None
+        return self.token_flow(chain_key(config.client_id, config.refresh_token, config.company_domain))
+
+    # ------------------------------------------------------------------ OAuth mode (OAuthHook; the consent helper)
+
+    @property
+    def oauth_app(self) -> OAuthApp:
+        config = self.config
+        if config.client_id is None:
+            raise ConsentError(
+                f"connection '{self.conn_id}' uses an API key: set the extra auth_type to oauth, the OAuth client id "
+                "in login and its secret in password to authorize by consent"
+            )
+        overridden = bool((self.connection.host or "").strip())
+        return OAuthApp(
+            client_id=config.client_id,
+            client_secret=config.secret,
+            redirect_uri=self.require(self.extra("redirect_uri"), "extra redirect_uri (registered for the app)"),
+            authorize_url=(
+                f"{config.api_host}/authorize.php"
+                if overridden
+                else f"https://{config.company_domain}.bamboohr.com/authorize.php"
+            ),
+        )
+
+    def token_flow(self, credential_key: str) -> RotatingOAuth:
+        config = self.config
+        assert config.client_id is not None
         return RotatingOAuth(
             token_client=self.token_client(config.token_url),
             token_path=config.token_url,
@@ -184,9 +211,27 @@ class BambooHRHook(MLConnectorHook):
             client_auth="body",
             tokens=self.state.tokens,
             system=SYSTEM,
-            credential_key=chain_key(config.client_id, config.refresh_token, config.company_domain),
+            credential_key=credential_key,
             conn_id=self.conn_id,
         )
+
+    def chain_key_for(self, refresh_token: str, redirect: Mapping[str, str]) -> str:
+        return chain_key(self.oauth_app.client_id, refresh_token, self.config.company_domain)
+
+    def reached_by(self, credential: Credential, credential_key: str, redirect: Mapping[str, str]) -> Reached:
+        """The company, read with the new access token (its field catalogue)."""
+        config = self.config
+        client = ApiClient(
+            system=SYSTEM,
+            base_url=f"{config.api_host}/api/gateway.php/{config.company_domain}/v1",
+            auth=HeaderAuth({"Authorization": f"Bearer {credential['access_token']}"}),
+            error_parser=make_error_parser("oauth"),
+            headers=JSON,
+            retry=self._retry,
+            sleep=self._sleep,
+        )
+        fields = client.get_json("meta/fields")
+        return Reached(lines=[f"BambooHR company '{config.company_domain}' ({len(fields)} fields visible)"])
 
     def build_client(self) -> ApiClient:
         config = self.config

@@ -31,7 +31,7 @@ from decimal import Decimal, InvalidOperation
 from enum import Enum, IntEnum
 from functools import cached_property
 from typing import Any, ClassVar
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 import requests
 
@@ -41,7 +41,7 @@ from airflow_provider_mlconnector.core.paging import PageNumberPaginator
 from airflow_provider_mlconnector.core.resources import LIST_ONLY, READ_ONLY, Record, RecordId, Resource
 from airflow_provider_mlconnector.core.throttle import SlidingWindowBudget
 from airflow_provider_mlconnector.exceptions import ConfigurationError
-from airflow_provider_mlconnector.hooks.base import MLConnectorHook
+from airflow_provider_mlconnector.hooks.oauth import CONSENT_MODULE, OAuthApp, OAuthHook, Reached
 
 SYSTEM = "freshbooks"
 API_HOST = "https://api.freshbooks.com"
@@ -198,7 +198,7 @@ class FreshBooksConfig:
         if not self.refresh_token:
             raise ConfigurationError(
                 f"connection '{conn_id}' (freshbooks) has no refresh_token: run "
-                "`python -m airflow_provider_mlconnector.hooks.freshbooks_consent` and put the refresh token it "
+                f"`python -m {CONSENT_MODULE} freshbooks --conn-id {conn_id}` and put the refresh token it "
                 "prints in the connection's refresh_token extra"
             )
         return credential_key(self.client_id, self.refresh_token)
@@ -216,15 +216,6 @@ class FreshBooksBusiness:
 
     def label(self) -> str:
         return f"{self.name} (account_id {self.account_id}, business_id {self.business_id}, role {self.role})"
-
-
-@dataclass(frozen=True)
-class ConsentResult:
-    """What the consent helper stored: the chain key, the new refresh token and the businesses."""
-
-    credential_key: str
-    refresh_token: str = field(repr=False)
-    businesses: list[FreshBooksBusiness]
 
 
 class FreshBooksOAuth(RotatingOAuth):
@@ -465,7 +456,7 @@ class Modern(_FreshBooksResource):
 # ------------------------------------------------------------------ the hook
 
 
-class FreshBooksHook(MLConnectorHook):
+class FreshBooksHook(OAuthHook):
     """FreshBooks API hook (connection type ``freshbooks``).
 
     Connection: ``login`` = OAuth client id, ``password`` = client secret, extras ``refresh_token``
@@ -604,7 +595,12 @@ class FreshBooksHook(MLConnectorHook):
             **kwargs,
         )
 
-    def _token_flow(self, key: str) -> FreshBooksOAuth:
+    @property
+    def oauth_app(self) -> OAuthApp:
+        cfg = self.config
+        return OAuthApp(cfg.client_id, cfg.client_secret, cfg.redirect_uri, cfg.authorize_url)
+
+    def token_flow(self, credential_key: str) -> FreshBooksOAuth:
         cfg = self.config
         return FreshBooksOAuth(
             token_client=self._api_client(None, oauth_error_parser),
@@ -615,7 +611,7 @@ class FreshBooksHook(MLConnectorHook):
             extra_fields={"redirect_uri": cfg.redirect_uri},
             tokens=self.state.tokens,
             system=SYSTEM,
-            credential_key=key,
+            credential_key=credential_key,
             conn_id=self.conn_id,
         )
 
@@ -627,7 +623,7 @@ class FreshBooksHook(MLConnectorHook):
     @cached_property
     def oauth(self) -> FreshBooksOAuth:
         """The single-flight refresh-token flow of this connection's chain."""
-        return self._token_flow(self.credential_key)
+        return self.token_flow(self.credential_key)
 
     def build_client(self) -> ApiClient:
         return self._api_client(self.oauth, freshbooks_error_parser)
@@ -710,36 +706,20 @@ class FreshBooksHook(MLConnectorHook):
 
         return self.connection_check(probe)
 
-    # ------------------------------------------------------------------ consent (used by the helper)
+    # ------------------------------------------------------------------ consent (OAuthHook; the helper)
 
-    def authorize_url(self, *, state: str, scope: str | None = None) -> str:
-        """The browser URL where the user grants this app access.
+    def chain_key_for(self, refresh_token: str, redirect: Mapping[str, str]) -> str:
+        return credential_key(self.config.client_id, refresh_token)
 
-        :param state: an unguessable value echoed back to the redirect (CSRF protection).
-        :param scope: space-separated scopes; the app's registered scopes when omitted.
-        """
-        cfg = self.config
-        params = {"client_id": cfg.client_id, "response_type": "code", "redirect_uri": cfg.redirect_uri, "state": state}
-        if scope:
-            params["scope"] = scope
-        return f"{cfg.authorize_url}?{urlencode(params)}"
-
-    def complete_consent(self, code: str) -> ConsentResult:
-        """Exchange an authorization code, store the tokens as a new chain and discover the businesses.
-
-        :param code: the ``code`` FreshBooks appended to the redirect URI (valid 5 minutes, once).
-        """
-        flow = self._token_flow("consent")
-        credential = flow.stamped(flow.exchange({"grant_type": "authorization_code", "code": code.strip()}))
-        refresh_token = str(credential.get("refresh_token") or "")
-        if not refresh_token or not credential.get("access_token"):
-            raise ConfigurationError("FreshBooks answered the code exchange without tokens")
-        key = credential_key(self.config.client_id, refresh_token)
-        self.state.tokens.put(SYSTEM, key, credential)
+    def reached_by(self, credential: Credential, credential_key: str, redirect: Mapping[str, str]) -> Reached:
+        """The identity's businesses (cached next to the new chain, as :meth:`businesses` reads them)."""
         bearer = HeaderAuth({"Authorization": f"Bearer {credential['access_token']}"})
         me = self._api_client(bearer, freshbooks_error_parser).get_json(USERS_ME_PATH)["response"]
-        found = self._discover(me, key)
-        return ConsentResult(credential_key=key, refresh_token=refresh_token, businesses=found)
+        found = self._discover(me, credential_key)
+        notes = []
+        if len([b for b in found if b.role != "client"]) > 1:
+            notes.append("This identity has several businesses: also set business_id to one of the ids above.")
+        return Reached(lines=[f"FreshBooks business {b.label()}" for b in found], notes=notes)
 
     # ------------------------------------------------------------------ webhooks (callbacks)
     # The verification handshake is FreshBooks' own: the verifier it posts is confirmed with a PUT.

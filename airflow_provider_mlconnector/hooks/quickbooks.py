@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import requests
 
-from airflow_provider_mlconnector.core.auth import RotatingOAuth, chain_key
+from airflow_provider_mlconnector.core.auth import Credential, HeaderAuth, RotatingOAuth, chain_key
 from airflow_provider_mlconnector.core.http import ApiClient, ErrorInfo, RetrySettings
 from airflow_provider_mlconnector.core.paging import OffsetPaginator
 from airflow_provider_mlconnector.core.resources import Record, Resource
@@ -46,7 +46,7 @@ from airflow_provider_mlconnector.exceptions import (
     NotFoundError,
     RecordRejectedError,
 )
-from airflow_provider_mlconnector.hooks.base import MLConnectorHook
+from airflow_provider_mlconnector.hooks.oauth import ConsentError, OAuthApp, OAuthHook, Reached
 
 if TYPE_CHECKING:
     from airflow_provider_mlconnector.state import StateStore
@@ -58,6 +58,9 @@ MINOR_VERSION = 75
 PRODUCTION_HOST = "https://quickbooks.api.intuit.com"
 SANDBOX_HOST = "https://sandbox-quickbooks.api.intuit.com"
 OAUTH_ENDPOINT = "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer"
+#: Intuit's consent page; a host override (sandbox) serves ``{host}/connect/oauth2``.
+AUTHORIZE_URL = "https://appcenter.intuit.com/connect/oauth2"
+ACCOUNTING_SCOPE = "com.intuit.quickbooks.accounting"
 #: The Airflow pool QuickBooks tasks should run in (10 slots = the per-realm concurrency cap).
 POOL = "quickbooks_api"
 MAX_CONCURRENT = 10
@@ -283,7 +286,7 @@ class QboEntity(Resource["QuickBooksHook"]):
         return deleted
 
 
-class QuickBooksHook(MLConnectorHook):
+class QuickBooksHook(OAuthHook):
     """QuickBooks Online API hook (connection type ``quickbooks``).
 
     Connection: login = OAuth client id, password = client secret, extras ``realm_id``,
@@ -324,47 +327,117 @@ class QuickBooksHook(MLConnectorHook):
 
     # ------------------------------------------------------------------ configuration
 
+    consent_scope: ClassVar[str | None] = ACCOUNTING_SCOPE
+
     @cached_property
     def config(self) -> QuickBooksConfig:
         setting = self.extra  # an alias: ruff's S610 mistakes .extra() for Django's QuerySet.extra
-        environment = str(setting("environment", "production")).lower()
-        if environment not in ("sandbox", "production"):
-            raise ConfigurationError(
-                f"connection '{self.conn_id}': environment must be 'sandbox' or 'production', not {environment!r}"
-            )
-        realm_id = self.require(setting("realm_id"), "extra realm_id")
-        if not realm_id.isdigit():
-            raise ConfigurationError(f"connection '{self.conn_id}': realm_id must be the numeric QuickBooks company id")
-        api_host = self.host_url(SANDBOX_HOST if environment == "sandbox" else PRODUCTION_HOST)
-        overridden = bool((self.connection.host or "").strip())
-        token_url = setting("token_url") or (f"{api_host}/oauth2/v1/tokens/bearer" if overridden else OAUTH_ENDPOINT)
+        realm_id = self._realm(self.require(setting("realm_id"), "extra realm_id (the consent helper prints it)"))
+        assert realm_id is not None  # require() refused an empty one
         return QuickBooksConfig(
             realm_id=realm_id,
             client_id=self.require(self.connection.login, "login (OAuth client id)"),
             client_secret=self.require(self.connection.password, "password (OAuth client secret)"),
             refresh_token=setting("refresh_token"),
-            environment=environment,
-            api_host=api_host,
-            token_url=str(token_url),
+            environment=self._environment,
+            api_host=self._api_host,
+            token_url=self._token_url,
             webhook_verifier_token=setting("webhook_verifier_token"),
+        )
+
+    @property
+    def _environment(self) -> str:
+        environment = str(self.extra("environment", "production")).lower()
+        if environment not in ("sandbox", "production"):
+            raise ConfigurationError(
+                f"connection '{self.conn_id}': environment must be 'sandbox' or 'production', not {environment!r}"
+            )
+        return environment
+
+    @property
+    def _overridden(self) -> bool:
+        return bool((self.connection.host or "").strip())
+
+    @property
+    def _api_host(self) -> str:
+        return self.host_url(SANDBOX_HOST if self._environment == "sandbox" else PRODUCTION_HOST)
+
+    @property
+    def _token_url(self) -> str:
+        default = f"{self._api_host}/oauth2/v1/tokens/bearer" if self._overridden else OAUTH_ENDPOINT
+        return str(self.extra("token_url") or default)
+
+    def _realm(self, value: Any) -> str | None:
+        if value in (None, ""):
+            return None
+        if not str(value).isdigit():
+            raise ConfigurationError(f"connection '{self.conn_id}': realm_id must be the numeric QuickBooks company id")
+        return str(value)
+
+    @property
+    def oauth_app(self) -> OAuthApp:
+        """The app as consent needs it: no realm_id yet (the consent redirect brings it)."""
+        return OAuthApp(
+            client_id=self.require(self.connection.login, "login (OAuth client id)"),
+            client_secret=self.require(self.connection.password, "password (OAuth client secret)"),
+            redirect_uri=self.require(self.extra("redirect_uri"), "extra redirect_uri (registered for the app)"),
+            authorize_url=f"{self._api_host}/connect/oauth2" if self._overridden else AUTHORIZE_URL,
+        )
+
+    def token_flow(self, credential_key: str) -> RotatingOAuth:
+        token_url = self._token_url
+        return RotatingOAuth(
+            token_client=self.token_client(token_url),
+            token_path=token_url,
+            client_id=self.require(self.connection.login, "login (OAuth client id)"),
+            client_secret=self.require(self.connection.password, "password (OAuth client secret)"),
+            initial_refresh_token=self.extra("refresh_token"),
+            client_auth="basic",
+            tokens=self.state.tokens,
+            system=SYSTEM,
+            credential_key=credential_key,
+            conn_id=self.conn_id,
+            expiry_margin=300.0,
+            clock=self._clock,
         )
 
     @cached_property
     def auth(self) -> RotatingOAuth:
         config = self.config
-        return RotatingOAuth(
-            token_client=self.token_client(config.token_url),
-            token_path=config.token_url,
-            client_id=config.client_id,
-            client_secret=config.client_secret,
-            initial_refresh_token=config.refresh_token,
-            client_auth="basic",
-            tokens=self.state.tokens,
+        return self.token_flow(chain_key(config.client_id, config.refresh_token, config.realm_id))
+
+    def chain_key_for(self, refresh_token: str, redirect: Mapping[str, str]) -> str:
+        return chain_key(self.oauth_app.client_id, refresh_token, self._consented_realm(redirect))
+
+    def _consented_realm(self, redirect: Mapping[str, str]) -> str:
+        realm = self._realm(redirect.get("realmId")) or self._realm(self.extra("realm_id"))
+        if realm is None:
+            raise ConsentError(
+                "QuickBooks names the company in the redirect (realmId=...): paste the whole redirected URL, "
+                "or set realm_id in the connection first"
+            )
+        return realm
+
+    def reached_by(self, credential: Credential, credential_key: str, redirect: Mapping[str, str]) -> Reached:
+        """The company the consent was given for; its realm id goes in the connection."""
+        realm = self._consented_realm(redirect)
+        client = ApiClient(
             system=SYSTEM,
-            credential_key=chain_key(config.client_id, config.refresh_token, config.realm_id),
-            conn_id=self.conn_id,
-            expiry_margin=300.0,
-            clock=self._clock,
+            base_url=f"{self._api_host}/v3/company/{realm}",
+            auth=HeaderAuth({"Authorization": f"Bearer {credential['access_token']}"}),
+            error_parser=make_error_parser(self._retry),
+            retry=self._retry,
+            sleep=self._sleep,
+        )
+        info = client.get_json(f"companyinfo/{realm}", params={"minorversion": str(MINOR_VERSION)})["CompanyInfo"]
+        notes = []
+        configured = self._realm(self.extra("realm_id"))
+        if configured not in (None, realm):
+            notes.append(f"The connection named realm {configured}; this consent is for realm {realm}.")
+        return Reached(
+            lines=[f"QuickBooks Online company '{info.get('CompanyName')}' (realm {realm}, {self._environment})"],
+            extras={"realm_id": realm},
+            notes=notes,
         )
 
     def build_client(self) -> ApiClient:

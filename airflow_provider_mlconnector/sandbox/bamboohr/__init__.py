@@ -115,6 +115,7 @@ class BambooHRSandbox(SystemSandbox):
                 "company_domain": SANDBOX_COMPANY,
                 "auth_type": "oauth",
                 "refresh_token": SANDBOX_OAUTH_REFRESH_TOKEN,
+                "redirect_uri": SANDBOX_OAUTH_REDIRECT_URI,
             },
         }
 

@@ -139,6 +139,7 @@ class QuickBooksSandbox(SystemSandbox):
             "extra": {
                 "realm_id": SANDBOX_REALM_ID,
                 "refresh_token": SANDBOX_REFRESH_TOKEN,
+                "redirect_uri": SANDBOX_REDIRECT_URI,
                 "environment": "sandbox",
                 "webhook_verifier_token": SANDBOX_WEBHOOK_VERIFIER_TOKEN,
             },
