@@ -37,6 +37,8 @@ MOCK_BASE = "https://api.bigcommerce.test/stores/summit7x"
 
 
 SANDBOX_SYSTEMS = [BigCommerceSandbox]
+#: Orders of the demo store a listing shows (108 is an incomplete checkout).
+DEMO_ORDERS = [100, 101, 102, 103, 104, 105, 106, 107, 109, 110, 111, 112, 113]
 
 
 @pytest.fixture(autouse=True)
@@ -151,14 +153,14 @@ def test_config_repr_hides_secrets(make_hook):
 
 def test_iter_orders_pages_to_the_end(sandbox, make_hook):
     hook = make_hook()
-    hook.orders.page_size = 4
+    hook.orders.page_size = len(DEMO_ORDERS)
     ids = [o["id"] for o in hook.orders.list()]
-    assert ids == [100, 101, 102, 103, 104, 105, 106, 107]
+    assert ids == DEMO_ORDERS  # 108 is an incomplete checkout: hidden from order lists
     pages = _requests(sandbox, "/v2/orders")
-    assert [p["status"] for p in pages] == [200, 200, 204]  # the 204 page ends the loop
+    assert [p["status"] for p in pages] == [200, 204]  # the 204 page ends the loop
     sandbox.control.clear_requests()
-    hook.orders.page_size = 3
-    assert len(list(hook.orders.list())) == 8
+    hook.orders.page_size = 5
+    assert len(list(hook.orders.list())) == len(DEMO_ORDERS)
     assert [p["status"] for p in _requests(sandbox, "/v2/orders")] == [200, 200, 200]  # short page ends it
 
 
@@ -176,11 +178,16 @@ def test_paid_orders_and_payment_states(make_hook):
         105: "refunded",
         106: "partially_refunded",
         107: "paid",
+        109: "paid",
+        110: "paid",
+        111: "paid",
+        112: "partially_refunded",
+        113: "unpaid",
     }
     since = datetime(2026, 10, 20, tzinfo=UTC)
-    assert [o["id"] for o in hook.iter_paid_orders(modified_since=since)] == [102, 106, 107]
-    assert [o["id"] for o in hook.orders.list(status_id=10)] == [100, 107]
-    assert hook.count_orders(modified_since=since) == 6
+    assert [o["id"] for o in hook.iter_paid_orders(modified_since=since)] == [102, 106, 107, 109, 110, 111, 112]
+    assert [o["id"] for o in hook.orders.list(status_id=10)] == [100, 107, 110]
+    assert hook.count_orders(modified_since=since) == 11
     with pytest.raises(ConfigurationError, match="timezone-aware"):
         list(hook.orders.list(min_date_modified=datetime(2026, 10, 20)))
 
@@ -211,7 +218,7 @@ def test_transactions_refunds_customers_products(make_hook):
     assert [t["event"] for t in hook.transactions.list(order_id=105)] == ["purchase", "refund"]
     assert list(hook.transactions.list(order_id=103)) == []  # 204
     assert [r["id"] for r in hook.order_refunds.list(order_id=106)] == [2]
-    assert [r["id"] for r in hook.refunds.list(created__min=datetime(2026, 10, 28, tzinfo=UTC))] == [2]
+    assert [r["id"] for r in hook.refunds.list(created__min=datetime(2026, 10, 28, tzinfo=UTC))] == [2, 3]
     assert [r["order_id"] for r in hook.refunds.list(order_id__in=[105])] == [105]
     assert hook.refunds.get(2)["order_id"] == 106
     hook.customers.page_size = 2
@@ -231,9 +238,9 @@ def test_quota_is_absorbed_without_a_single_429(sandbox, make_hook, fake_time):
     fake = fake_time(sandbox.control)
     hook = make_hook(fake=fake)
     hook.orders.page_size = 1
-    assert len(list(hook.orders.list())) == 8  # 9 calls through a 5-call window
+    assert len(list(hook.orders.list())) == len(DEMO_ORDERS)  # 14 calls through a 5-call window
     assert _requests(sandbox, status=429) == []
-    assert len(_requests(sandbox, "/v2/orders")) == 9
+    assert len(_requests(sandbox, "/v2/orders")) == len(DEMO_ORDERS) + 1
     waits = [s for s in fake.slept if s > 1]
     assert waits and all(25 < s <= 30 for s in waits)  # slept until the window reset
 
@@ -305,7 +312,7 @@ def test_refunds_on_one_order_are_sent_one_at_a_time(sandbox, make_hook):
         t.start()
     for t in threads:
         t.join()
-    assert sorted(r["id"] for r in results) == [3, 4, 5]
+    assert sorted(r["id"] for r in results) == [4, 5, 6]  # the demo holds refunds 1-3
     assert _requests(sandbox, "/payment_actions/refunds", status=409) == []
     assert hooks[0].get_order(100)["refunded_amount"] == "30.0000"
 
