@@ -445,7 +445,9 @@ class BambooHRBackend:
                 row[alias] = self._value(employee, alias, company, emp_id)
             rows.append(row)
         meta = [{"id": alias, "type": FIELDS[alias]["type"], "name": FIELDS[alias]["name"]} for alias in fields]
-        return {"title": str(body.get("title") or "Report"), "fields": meta, "employees": rows}
+        # Key order carries no meaning in JSON; the rows come first so that the control plane's
+        # row faults (page_drift, corrupt_row: "the first list of records") hit employees, not fields.
+        return {"title": str(body.get("title") or "Report"), "employees": rows, "fields": meta}
 
     def list_fields(self) -> list[dict[str, Any]]:
         return [dict(meta) for meta in FIELDS.values()]

@@ -35,18 +35,16 @@ def change_employee(harness: Any, employee_id: str, values: dict[str, Any]) -> N
 
 
 def malform(harness: Any) -> tuple[str, str]:
-    # Every custom report of the next runs answers its first employee (Dana, id 4) with a hire date
-    # that is no date: both concurrent runs must dead-letter her and write everyone else.
-    harness.control.fault(
-        "bamboohr", "corrupt_row", count=25, method="POST", path=r"/reports/custom$", field="hireDate", value="N/A"
-    )
-    return "person", f"dana.whitfield@{DOMAIN}"
+    # Every FreshBooks expense listing of the next runs serves its first expense (Marcus's stock
+    # photos, 63901) without its id: both concurrent runs must dead-letter it and tag the others.
+    harness.control.fault("freshbooks", "corrupt_row", count=25, method="GET", path=r"/expenses/expenses$", field="id")
+    return "expense", "notes:63901"
 
 
 def list_twice(harness: Any) -> tuple[str, str]:
-    # The next FreshBooks expense listing serves its first expense (Marcus's stock photos) twice.
-    harness.control.fault("freshbooks", "page_drift", count=1, method="GET", path=r"/expenses/expenses$")
-    return "expense", "notes:63901"
+    # The next BambooHR custom report (the first run's full read) lists its first employee twice.
+    harness.control.fault("bamboohr", "page_drift", count=1, method="POST", path=r"/reports/custom$")
+    return "person", f"dana.whitfield@{DOMAIN}"
 
 
 def rename_onto_sibling(harness: Any) -> tuple[str, str]:
@@ -75,7 +73,7 @@ def check_story(harness: Any) -> None:
     """Departments went only onto untagged expenses; the person who left before got no vendor."""
     fb = harness.control.state("freshbooks")["accounts"][FB_ACCOUNT]
     notes = {e["id"]: str(e.get("notes") or "") for e in fb["expenses"]}
-    assert notes[63901].endswith("\n[dept: Creative]") and notes[63903].endswith("\n[dept: Media]"), notes
+    assert notes[63903].endswith("\n[dept: Media]") and notes[63904].endswith("\n[dept: Creative]"), notes
     assert notes[63902] == "Client dinner [dept: Sales]", "a marker set by hand was overwritten"
     assert f"lucas.fontaine@{DOMAIN}" not in target_keys(harness)["person"]
 
