@@ -20,7 +20,7 @@ import email.utils
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
@@ -31,7 +31,7 @@ import requests
 from airflow_provider_mlconnector.core.auth import HeaderAuth
 from airflow_provider_mlconnector.core.http import ApiClient, ErrorInfo, RetrySettings
 from airflow_provider_mlconnector.core.paging import CursorPaginator, PageNumberPaginator
-from airflow_provider_mlconnector.core.resources import LIST_ONLY, READ_ONLY, Record, RecordId, Resource
+from airflow_provider_mlconnector.core.resources import LIST_ONLY, READ_ONLY, Record, Resource
 from airflow_provider_mlconnector.core.secrets import mask
 from airflow_provider_mlconnector.exceptions import ConfigurationError, FatalApiError
 from airflow_provider_mlconnector.hooks.base import MLConnectorHook
@@ -443,62 +443,6 @@ class BigCommerceHook(MLConnectorHook):
         if headers:
             body["headers"] = dict(headers)
         return self.webhooks.create(body)
-
-    # ------------------------------------------------------------------ superseded by the resources
-    # Still called by pairs/bigcommerce_to_freshbooks.py; each names its replacement. Delete them
-    # once nothing calls them.
-
-    def iter_orders(
-        self,
-        *,
-        modified_since: datetime | None = None,
-        status_id: int | None = None,
-        customer_id: int | None = None,
-        email: str | None = None,
-    ) -> Iterator[Record]:
-        """Superseded by ``self.orders.list(min_date_modified=..., status_id=..., customer_id=..., email=...)``."""
-        wanted = {"min_date_modified": modified_since, "status_id": status_id, "customer_id": customer_id}
-        return self.orders.list(**{k: v for k, v in {**wanted, "email": email}.items() if v is not None})
-
-    def get_order(self, order_id: RecordId) -> Record:
-        """Superseded by ``self.orders.get(order_id)``."""
-        return self.orders.get(int(order_id))
-
-    def iter_order_products(self, order_id: RecordId) -> Iterator[Record]:
-        """Superseded by ``self.order_products.list(order_id=order_id)``."""
-        return self.order_products.list(order_id=int(order_id))
-
-    def iter_transactions(self, order_id: RecordId) -> Iterator[Record]:
-        """Superseded by ``self.transactions.list(order_id=order_id)``."""
-        return self.transactions.list(order_id=int(order_id))
-
-    def iter_order_refunds(self, order_id: RecordId) -> Iterator[Record]:
-        """Superseded by ``self.order_refunds.list(order_id=order_id)``."""
-        return self.order_refunds.list(order_id=int(order_id))
-
-    def iter_refunds(
-        self, *, created_since: datetime | None = None, order_ids: Iterable[int] | None = None
-    ) -> Iterator[Record]:
-        """Superseded by ``self.refunds.list(created__min=..., order_id__in=[...])``."""
-        filters: dict[str, Any] = {}
-        if created_since is not None:
-            filters["created:min"] = created_since
-        if order_ids is not None:
-            filters["order_id:in"] = [int(i) for i in order_ids]
-        return self.refunds.list(**filters)
-
-    def get_refund(self, refund_id: RecordId) -> Record:
-        """Superseded by ``self.refunds.get(refund_id)``."""
-        return self.refunds.get(int(refund_id))
-
-    def get_customers(self, customer_ids: Iterable[int]) -> list[Record]:
-        """Superseded by ``self.customers.list(id__in=[...])`` (guests, id 0, have no customer record)."""
-        return list(self.customers.list(id__in=sorted({int(i) for i in customer_ids if int(i)})))
-
-    def iter_products(self, *, modified_since: datetime | None = None, sku: str | None = None) -> Iterator[Record]:
-        """Superseded by ``self.products.list(date_modified__min=..., sku=...)``."""
-        wanted = {"date_modified:min": modified_since, "sku": sku}
-        return self.products.list(**{k: v for k, v in wanted.items() if v is not None})
 
     # ------------------------------------------------------------------ Airflow
 

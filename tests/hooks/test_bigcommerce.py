@@ -314,7 +314,7 @@ def test_refunds_on_one_order_are_sent_one_at_a_time(sandbox, make_hook):
         t.join()
     assert sorted(r["id"] for r in results) == [4, 5, 6]  # the demo holds refunds 1-3
     assert _requests(sandbox, "/payment_actions/refunds", status=409) == []
-    assert hooks[0].get_order(100)["refunded_amount"] == "30.0000"
+    assert hooks[0].orders.get(100)["refunded_amount"] == "30.0000"
 
 
 def test_refund_refused_as_busy_by_another_process_is_retried(mock_hook, fake_time):
@@ -426,20 +426,3 @@ def test_delivered_webhooks_verify_with_the_client_secret(sandbox, make_hook):
         assert verified("another-secret", body) is False
     finally:
         receiver.server.shutdown()
-
-
-def test_methods_the_pair_still_calls_answer_like_the_resources(make_hook):
-    # pairs/bigcommerce_to_freshbooks.py keeps calling these until it switches to the resources.
-    hook = make_hook()
-    since = datetime(2026, 10, 20, tzinfo=UTC)
-    assert list(hook.iter_orders(modified_since=since)) == list(hook.orders.list(min_date_modified=since))
-    email = hook.orders.get(100)["billing_address"]["email"]
-    assert [o["id"] for o in hook.iter_orders(email=email)] == [o["id"] for o in hook.orders.list(email=email)]
-    assert hook.get_order(100) == hook.orders.get(100)
-    assert list(hook.iter_order_products(100)) == list(hook.order_products.list(order_id=100))
-    assert list(hook.iter_transactions(105)) == list(hook.transactions.list(order_id=105))
-    assert list(hook.iter_order_refunds(106)) == list(hook.order_refunds.list(order_id=106))
-    assert list(hook.iter_refunds(created_since=since)) == list(hook.refunds.list(created__min=since))
-    assert hook.get_refund(2) == hook.refunds.get(2)
-    assert [c["id"] for c in hook.get_customers([0, 3, 1, 3])] == [1, 3]
-    assert [p["sku"] for p in hook.iter_products(sku="SO-FUEL-230")] == ["SO-FUEL-230"]
