@@ -23,11 +23,16 @@ $(VENV)/.installed: $(BIN)/activate pyproject.toml
 
 install: $(VENV)/.installed ## Create .venv and install the provider with its dev extras
 
-system-deps: ## Install PostgreSQL server binaries for the state-store tests (Debian, as root)
+system-deps: ## Install PostgreSQL server binaries and headless Chromium for the tests (Debian, as root)
 	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 		echo "installing postgresql (server binaries for the state-store tests)"; \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null || \
 		{ apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null; }; \
+	fi
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then \
+		echo "installing chromium and chromium-driver (headless browser for the ML Connector page tests)"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null || \
+		{ apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null; }; \
 	fi
 
 lint: install ## ruff (lint + format check) and mypy --strict on the package

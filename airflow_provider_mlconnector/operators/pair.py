@@ -39,6 +39,7 @@ from airflow_provider_mlconnector.exceptions import NotLinkedYetError
 
 if TYPE_CHECKING:
     from airflow_provider_mlconnector.hooks.base import MLConnectorHook
+    from airflow_provider_mlconnector.operators.reconcile import Reconciliation
     from airflow_provider_mlconnector.state.stream import Stream
     from airflow_provider_mlconnector.state.watermarks import Window
 
@@ -89,6 +90,8 @@ class Entity:
     :param after: entities that must run before this one (a bill references its vendor).
     :param reverse: the entity flows back, from the pair's target system to its source.
     :param batch_size: records per mapped task.
+    :param reconcile: how to compare a synced record in both systems (fetch the target by id,
+        compare), for the reconciliation report (:mod:`~.reconcile`); ``None``: not reconciled.
     """
 
     name: str
@@ -107,6 +110,7 @@ class Entity:
     after: tuple[str, ...] = ()
     reverse: bool = False
     batch_size: int = 250
+    reconcile: Reconciliation | None = None
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ from airflow_provider_mlconnector.exceptions import MappingError, RecordError
 from airflow_provider_mlconnector.hooks.bill import BillHook
 from airflow_provider_mlconnector.hooks.freshbooks import FreshBooksHook
 from airflow_provider_mlconnector.operators.pair import Ctx, Entity, Outcome, Pair, Record, Retire, Skip
+from airflow_provider_mlconnector.operators.reconcile import Reconciliation
 from airflow_provider_mlconnector.pairs.countries import iso_country
 
 if TYPE_CHECKING:
@@ -321,6 +322,26 @@ def archive_bill(bill: BillHook, bill_id: str) -> None:
         bill.archive_bill(bill_id)
 
 
+def compare_bill(fb_bill: Record, bill_bill: Record) -> list[str]:
+    """Drift between a FreshBooks bill and the BILL bill it became: total, paid amount, archived."""
+    problems = []
+    fb_total, bill_total = (
+        money_amount(fb_bill.get("total_amount") or fb_bill.get("amount")),
+        cents(bill_bill.get("amount") or 0),
+    )
+    if fb_total != bill_total:
+        problems.append(f"amount differs: FreshBooks {fb_total}, BILL {bill_total}")
+    fb_paid = money_amount(fb_bill.get("paid"))
+    bill_paid = cents(bill_bill.get("paidAmount") or bill_total - cents(bill_bill.get("dueAmount") or bill_total))
+    if bill_paid > fb_paid:
+        problems.append(f"paid in BILL ({bill_paid}) but not in FreshBooks ({fb_paid})")
+    elif fb_paid > bill_paid:
+        problems.append(f"paid in FreshBooks ({fb_paid}) but not in BILL ({bill_paid})")
+    if bill_bill.get("archived") and int(fb_bill.get("vis_state") or 0) == ACTIVE:
+        problems.append("archived in BILL but active in FreshBooks")
+    return problems
+
+
 # ---------------------------------------------------------------------------------- payments
 
 
@@ -429,6 +450,7 @@ PAIR = Pair(
             create=lambda bill, payload: bill.create_bill(payload),
             update=update_bill,
             retire=archive_bill,
+            reconcile=Reconciliation(fetch_target=lambda bill, bill_id: bill.get_bill(bill_id), compare=compare_bill),
         ),
         Entity(
             "payment",

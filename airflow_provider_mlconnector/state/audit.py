@@ -31,6 +31,9 @@ class AuditAction(TextEnum):
     REPLAYED = "replayed"
     FAILED = "failed"
     DELETED = "deleted"
+    # on-call actions on a dead letter (state/oncall.py); the summary names the user
+    REPLAY_REQUESTED = "replay_requested"
+    RESOLVED = "resolved"
 
 
 @dataclass(frozen=True)

@@ -2,29 +2,35 @@
 
 ::
 
-    dlq list [--status open] [--pair P]   dead letters, oldest first
+    dlq list [--status open] [--pair P] [--entity E] [--kind K] [--older-than-hours H]
+                                          dead letters, oldest first
     dlq show ID                           one letter with its (redacted) payload
-    dlq resolve ID --note TEXT            close a letter by hand
+    dlq resolve ID --note TEXT            close a letter by hand (an audit row names you)
     dlq replay ID [ID ...]                flag letters; the next DAG run writes them
-    audit SYSTEM RECORD_ID                a record's history across systems
+    audit SYSTEM RECORD_ID                a record's history across systems, and its ID-map rows
+    reconcile PAIR                        where the pair's two systems disagree (reads only)
     tokens rotate-key                     re-encrypt tokens with the newest Fernet key
     migrate                               upgrade the schema to the newest revision
 
-``--json`` (before or after the command) prints machine-readable output.
+``--json`` (before or after the command) prints machine-readable output. Replay and resolve
+are the same code as the ML Connector page's buttons (:mod:`~.oncall`); ``--by`` names who acts
+(default: the operating-system user).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import getpass
 import json
 import sys
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
 from airflow_provider_mlconnector.exceptions import MLConnectorError
+from airflow_provider_mlconnector.state import oncall
 from airflow_provider_mlconnector.state.audit import AuditRow
 from airflow_provider_mlconnector.state.dead_letters import DeadLetter, LetterStatus
 from airflow_provider_mlconnector.state.store import StateStore, get_state_store
@@ -79,7 +85,9 @@ def _short(text: str, width: int = _REASON_WIDTH) -> str:
 
 
 def _dlq_list(store: StateStore, args: argparse.Namespace) -> int:
-    letters = store.dead_letters.list(status=args.status, pair=args.pair)
+    older = timedelta(hours=args.older_than_hours) if args.older_than_hours else None
+    wanted = oncall.LetterFilter(args.status, args.pair, args.entity, args.kind, older)
+    letters = oncall.find_letters(store, wanted)
     if args.json:
         _emit_json(letters)
         return 0
@@ -128,8 +136,12 @@ def _dlq_show(store: StateStore, args: argparse.Namespace) -> int:
     return 0
 
 
+def _actor(args: argparse.Namespace) -> oncall.Actor:
+    return oncall.Actor(args.by or getpass.getuser(), "cli")
+
+
 def _dlq_resolve(store: StateStore, args: argparse.Namespace) -> int:
-    letter = store.dead_letters.resolve(args.id, args.note)
+    letter = oncall.resolve(store, args.id, args.note, _actor(args))
     if args.json:
         _emit_json(letter)
     else:
@@ -138,12 +150,8 @@ def _dlq_resolve(store: StateStore, args: argparse.Namespace) -> int:
 
 
 def _dlq_replay(store: StateStore, args: argparse.Namespace) -> int:
-    flagged = store.dead_letters.request_replay(args.ids)
-    skipped: dict[int, str] = {}
-    for letter_id in args.ids:
-        if letter_id not in flagged:
-            letter = store.dead_letters.get(letter_id)
-            skipped[letter_id] = letter.status.value if letter is not None else "not found"
+    outcome = oncall.request_replay(store, args.ids, _actor(args))
+    flagged, skipped = outcome.flagged, outcome.skipped
     if args.json:
         _emit_json({"flagged": flagged, "skipped": {str(k): v for k, v in skipped.items()}})
     else:
@@ -151,19 +159,42 @@ def _dlq_replay(store: StateStore, args: argparse.Namespace) -> int:
             print(f"flagged for replay by the next run: {', '.join(map(str, flagged))}")
         for letter_id, status in skipped.items():
             print(f"skipped {letter_id}: {status}")
-    return 1 if "not found" in skipped.values() else 0
+    return 1 if oncall.NOT_FOUND in skipped.values() else 0
 
 
 def _audit(store: StateStore, args: argparse.Namespace) -> int:
-    rows = store.audit.history(args.system, args.record_id)
+    history = oncall.record_history(store, args.system, args.record_id)
+    rows = history.events
     if args.json:
-        _emit_json(rows)
+        _emit_json(rows)  # the ID-map rows are in the text output (JSON stays a list of events)
         return 0
     if not rows:
         print(f"no audit events for {args.system} {args.record_id}")
         return 0
     print(_table(("when", "action", "pair", "entity", "source", "target", "run", "try"), [_audit_row(r) for r in rows]))
+    for m in history.mappings:
+        print(
+            f"id map: {m.pair}/{m.entity} {m.source_tenant}/{m.source_id} -> {m.target_tenant}/{m.target_id or '-'}"
+            f" ({m.status.value}, last synced {_cell(m.last_synced_at)})"
+        )
     return 0
+
+
+def _reconcile(store: StateStore, args: argparse.Namespace) -> int:
+    from airflow_provider_mlconnector.operators.dag import conn_id
+    from airflow_provider_mlconnector.operators.reconcile import format_report, run_reconcile
+    from airflow_provider_mlconnector.pairs import PAIRS
+
+    pair = PAIRS.get(args.pair)
+    if pair is None:
+        print(f"error: no pair {args.pair!r}; known: {', '.join(PAIRS)}", file=sys.stderr)
+        return 1
+    report = run_reconcile(pair.name, conn_id(pair.source), conn_id(pair.target), store)
+    if args.json:
+        _emit_json(report)
+    else:
+        print(format_report(report))
+    return 2 if report.drift else 0
 
 
 def _audit_row(row: AuditRow) -> tuple[Any, ...]:
@@ -213,6 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     listing = dlq.add_parser("list", parents=[json_flag], help="list dead letters")
     listing.add_argument("--status", choices=[s.value for s in LetterStatus])
     listing.add_argument("--pair")
+    listing.add_argument("--entity")
+    listing.add_argument("--kind", help="error kind, e.g. unmapped_account")
+    listing.add_argument("--older-than-hours", type=float, help="dead-lettered at least this long ago")
     listing.set_defaults(handler=_dlq_list)
     show = dlq.add_parser("show", parents=[json_flag], help="show one dead letter")
     show.add_argument("id", type=int)
@@ -220,15 +254,23 @@ def build_parser() -> argparse.ArgumentParser:
     resolve = dlq.add_parser("resolve", parents=[json_flag], help="close a dead letter by hand")
     resolve.add_argument("id", type=int)
     resolve.add_argument("--note", required=True, help="what was done, for the record")
+    resolve.add_argument("--by", help="who acts (default: the operating-system user)")
     resolve.set_defaults(handler=_dlq_resolve)
     replay = dlq.add_parser("replay", parents=[json_flag], help="flag dead letters for replay by the next run")
     replay.add_argument("ids", type=int, nargs="+", metavar="ID")
+    replay.add_argument("--by", help="who acts (default: the operating-system user)")
     replay.set_defaults(handler=_dlq_replay)
 
     audit = commands.add_parser("audit", parents=[json_flag], help="history of one record across systems")
     audit.add_argument("system", help="freshbooks, bill, bigcommerce, expensify, bamboohr, quickbooks")
     audit.add_argument("record_id")
     audit.set_defaults(handler=_audit)
+
+    reconcile = commands.add_parser(
+        "reconcile", parents=[json_flag], help="drift between a pair's systems (exit 2 when there is drift)"
+    )
+    reconcile.add_argument("pair", help="the integration, e.g. freshbooks_to_bill")
+    reconcile.set_defaults(handler=_reconcile)
 
     tokens = commands.add_parser("tokens", help="encrypted credentials").add_subparsers(
         dest="tokens_command", required=True
