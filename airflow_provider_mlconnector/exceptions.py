@@ -14,7 +14,11 @@ retry policy or an on-call engineer can tell at a glance what to do about it::
     │   │                           connection, 5xx): it may have been committed. Never re-POST
     │   │                           blindly; look the record up by its natural key first.
     │   └── FatalApiError           other 4xx                                      -> fail the task
-    │       ├── AuthError           401/403 after one refresh, invalid_grant       -> re-authorize
+    │       ├── AuthError           401/403 after one refresh, a wrong secret      -> fix the connection
+    │       │   └── ReauthorizationRequiredError
+    │       │                           the OAuth token chain is broken (refresh token revoked, used,
+    │       │                           or rotated by an answer that was lost): names the connection
+    │       │                           and the consent command that re-authorizes it
     │       ├── NotFoundError       404 on a read
     │       └── PagingError         the vendor's pager did not move on (a cursor came back, the same
     │                               page twice, more pages than it announced): stopped, no row twice
@@ -23,7 +27,9 @@ retry policy or an on-call engineer can tell at a glance what to do about it::
     │   └── RecordRejectedError     the vendor rejected this record (validation); also an ApiError
     ├── NotLinkedYetError           a record references one that is not synced yet -> park, re-fetch
     │                               by id every run until the reference resolves (never "done")
-    └── SyncIncompleteError         some records of a task hit transient errors    -> retry the task
+    ├── SyncIncompleteError         some records of a task hit transient errors    -> retry the task
+    └── StateBusyError              the state store was busy (SQLite's write lock, a credential lock
+                                    held past LOCK_WAIT_SECONDS)                   -> retry the task
 
 Operators catch ``RecordError`` per record, put the record in the dead-letter queue and go on.
 Nothing catches bare ``Exception``.
@@ -129,6 +135,22 @@ class AuthError(FatalApiError):
         self.renewable = renewable
 
 
+class ReauthorizationRequiredError(AuthError):
+    """The OAuth token chain of a connection is broken: only a new consent can mend it.
+
+    Raised when the vendor refuses the stored refresh token (revoked, already used, or rotated by a
+    refresh whose answer was lost and whose retry the vendor refused). Retrying cannot help.
+
+    :param conn_id: the Airflow connection to re-authorize.
+    :param command: the shell command that does it (the consent helper).
+    """
+
+    def __init__(self, message: str, *, conn_id: str, command: str, **kwargs: Any) -> None:
+        super().__init__(f"{message}; re-authorize connection '{conn_id}': run `{command}`", **kwargs)
+        self.conn_id = conn_id
+        self.command = command
+
+
 class NotFoundError(FatalApiError):
     """The requested resource does not exist."""
 
@@ -187,3 +209,8 @@ class SyncIncompleteError(MLConnectorError):
 
     The retry resumes them through the ID map's claim protocol, so nothing is created twice.
     """
+
+
+class StateBusyError(MLConnectorError):
+    """The state store was busy: another process held SQLite's write lock (or a credential's lock)
+    for longer than ``LOCK_WAIT_SECONDS``. Nothing was written; retrying the task is safe."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import time
 from abc import abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -32,7 +33,15 @@ import requests
 
 from airflow_provider_mlconnector.core.http import ApiAuth, ApiClient, ErrorInfo
 from airflow_provider_mlconnector.core.secrets import mask
-from airflow_provider_mlconnector.exceptions import ApiError, AuthError
+from airflow_provider_mlconnector.exceptions import (
+    ApiError,
+    AuthError,
+    ReauthorizationRequiredError,
+    RetryableApiError,
+    WriteOutcomeUnknownError,
+)
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from airflow_provider_mlconnector.state.tokens import TokenStore
@@ -218,10 +227,17 @@ class RotatingOAuth(BearerMixin, StoredCredentialAuth):
     """OAuth 2.0 with a refresh token that may rotate on every use (FreshBooks: single use).
 
     The first refresh uses the connection's initial refresh token; every later one uses the newest
-    token from the store. A rejected grant is an :class:`AuthError` telling the user to re-authorize.
+    token from the store.
+
+    A refresh whose answer is lost (the connection dropped, a 5xx) may have rotated the token at the
+    vendor already. The same grant is sent once more, still under the lock: a vendor that accepts a
+    retried refresh token for a while answers it, and the chain goes on. A refused grant (revoked,
+    used, or refused on that retry) is a :class:`ReauthorizationRequiredError` naming the connection
+    and the consent command; a wrong client secret an :class:`AuthError` naming that field.
 
     :param token_client: an :class:`ApiClient` (no auth) on the token host.
     :param token_path: the token endpoint path.
+    :param reauthorize: the shell command that re-authorizes the connection (the consent helper).
     :param client_auth: ``"body"`` puts client id/secret in the form; ``"basic"`` uses HTTP Basic.
     :param extra_fields: more form fields (FreshBooks wants ``redirect_uri``).
     """
@@ -234,6 +250,7 @@ class RotatingOAuth(BearerMixin, StoredCredentialAuth):
         client_id: str,
         client_secret: str,
         initial_refresh_token: str | None,
+        reauthorize: str,
         client_auth: str = "body",
         extra_fields: Mapping[str, str] | None = None,
         **kwargs: Any,
@@ -244,6 +261,7 @@ class RotatingOAuth(BearerMixin, StoredCredentialAuth):
         self.client_id = client_id
         self.client_secret = client_secret
         self.initial_refresh_token = initial_refresh_token
+        self.reauthorize = reauthorize
         self.client_auth = client_auth
         self.extra_fields = dict(extra_fields or {})
         mask(client_secret, initial_refresh_token)
@@ -251,17 +269,31 @@ class RotatingOAuth(BearerMixin, StoredCredentialAuth):
     def renew(self, latest: Credential | None) -> Credential:
         refresh_token = (latest or {}).get("refresh_token") or self.initial_refresh_token
         if not refresh_token:
-            raise AuthError(
-                f"no {self.system} refresh token is stored for this connection; run the consent helper to authorize it",
-                system=self.system,
-            )
-        payload = self.exchange({"grant_type": "refresh_token", "refresh_token": str(refresh_token)})
+            raise self._broken(f"no {self.system} refresh token is stored for this connection")
+        grant = {"grant_type": "refresh_token", "refresh_token": str(refresh_token)}
+        try:
+            payload = self.exchange(grant)
+        except WriteOutcomeUnknownError:
+            log.warning("%s: the refresh answer was lost; sending the same grant once more", self.system)
+            try:
+                payload = self.exchange(grant, after_lost_answer=True)
+            except WriteOutcomeUnknownError as again:
+                # Still unknown: keep the stored token (the vendor may accept it yet) and let the task retry.
+                raise RetryableApiError(
+                    f"{self.system}: the answer to the refresh of connection '{self.conn_id}' was lost twice; "
+                    "the stored refresh token is kept, retry later",
+                    system=self.system,
+                    status=again.status,
+                ) from None
         # Some vendors omit the refresh token when it did not rotate: keep the one we have.
         payload.setdefault("refresh_token", refresh_token)
         return payload
 
-    def exchange(self, grant: Mapping[str, str]) -> Credential:
-        """POST a grant (refresh or authorization code) to the token endpoint; return the credential."""
+    def exchange(self, grant: Mapping[str, str], *, after_lost_answer: bool = False) -> Credential:
+        """POST a grant (refresh or authorization code) to the token endpoint; return the credential.
+
+        :param after_lost_answer: this grant was sent before and its answer lost (for the error text).
+        """
         form = {**grant, **self.extra_fields}
         headers: dict[str, str] = {"Accept": "application/json"}
         if self.client_auth == "basic":
@@ -273,13 +305,13 @@ class RotatingOAuth(BearerMixin, StoredCredentialAuth):
         try:
             body = self.token_client.send_json("POST", self.token_path, data=form, headers=headers)
         except AuthError as exc:
-            raise self._rejection(grant, exc) from None
+            raise self._rejection(grant, exc, after_lost_answer) from None
         credential: Credential = dict(body)
         credential["expires_at"] = expiry_from(credential, requested_at)
         mask(*self.secrets_of(credential))
         return credential
 
-    def _rejection(self, grant: Mapping[str, str], exc: AuthError) -> AuthError:
+    def _rejection(self, grant: Mapping[str, str], exc: AuthError, after_lost_answer: bool) -> AuthError:
         """The token endpoint's refusal, naming what to fix: the client secret, or the grant."""
         common: dict[str, Any] = {
             "system": self.system,
@@ -298,8 +330,13 @@ class RotatingOAuth(BearerMixin, StoredCredentialAuth):
             "refresh_token": "the refresh token; it was revoked or already used",
             "authorization_code": "the authorization code; it expired (codes live minutes) or was already used",
         }.get(grant.get("grant_type", ""), "the grant")
-        return AuthError(
-            f"{self.system} rejected {what} {because}; "
-            f"re-authorize connection '{self.conn_id}' with the consent helper",
-            **common,
-        )
+        if after_lost_answer:
+            what = (
+                "the refresh token sent again after its answer was lost (the token had rotated at the "
+                "vendor): the chain is broken"
+            )
+        return self._broken(f"{self.system} rejected {what} {because}", **common)
+
+    def _broken(self, why: str, **details: Any) -> ReauthorizationRequiredError:
+        details.setdefault("system", self.system)
+        return ReauthorizationRequiredError(why, conn_id=self.conn_id, command=self.reauthorize, **details)

@@ -208,6 +208,7 @@ class BambooHRHook(OAuthHook):
             client_id=config.client_id,
             client_secret=config.secret,
             initial_refresh_token=config.refresh_token,
+            reauthorize=self.consent_command(),
             client_auth="body",
             tokens=self.state.tokens,
             system=SYSTEM,

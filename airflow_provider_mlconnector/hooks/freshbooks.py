@@ -608,6 +608,7 @@ class FreshBooksHook(OAuthHook):
             client_id=cfg.client_id,
             client_secret=cfg.client_secret,
             initial_refresh_token=cfg.refresh_token,
+            reauthorize=self.consent_command(),
             extra_fields={"redirect_uri": cfg.redirect_uri},
             tokens=self.state.tokens,
             system=SYSTEM,

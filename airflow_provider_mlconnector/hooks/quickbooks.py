@@ -392,6 +392,7 @@ class QuickBooksHook(OAuthHook):
             client_id=self.require(self.connection.login, "login (OAuth client id)"),
             client_secret=self.require(self.connection.password, "password (OAuth client secret)"),
             initial_refresh_token=self.extra("refresh_token"),
+            reauthorize=self.consent_command(),
             client_auth="basic",
             tokens=self.state.tokens,
             system=SYSTEM,

@@ -17,6 +17,7 @@ from airflow_provider_mlconnector.exceptions import (
     ConfigurationError,
     RateLimitedError,
     RetryableApiError,
+    StateBusyError,
     SyncIncompleteError,
 )
 
@@ -28,6 +29,7 @@ def sync_retry_policy() -> ExceptionRetryPolicy:
             RetryRule(exception=ConfigurationError, action=RetryAction.FAIL, reason="fix the connection or settings"),
             RetryRule(exception=RateLimitedError, action=RetryAction.RETRY, retry_delay=timedelta(minutes=5)),
             RetryRule(exception=RetryableApiError, action=RetryAction.RETRY),
+            RetryRule(exception=StateBusyError, action=RetryAction.RETRY, reason="the state store was busy"),
             RetryRule(exception=SyncIncompleteError, action=RetryAction.RETRY, reason="resume the records left"),
         ]
     )

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
-from airflow_provider_mlconnector.state.errors import ConfigurationError, StateError
+from airflow_provider_mlconnector.state.errors import ConfigurationError, StateBusyError, StateError
 from airflow_provider_mlconnector.state.schema import VERSION_TABLE
 
 if TYPE_CHECKING:
@@ -57,6 +57,11 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
     finally:
         cursor.close()
+
+
+def is_busy(exc: sa.exc.OperationalError) -> bool:
+    """A lock wait ran out: SQLite's "database is locked", PostgreSQL's lock_timeout (55P03)."""
+    return getattr(exc.orig, "pgcode", None) == "55P03" or "database is locked" in str(exc.orig)
 
 
 def _sqlite_begin(conn: Connection) -> None:
@@ -178,9 +183,21 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """A transaction that may write; committed on success, rolled back on error."""
-        with self.engine.connect() as conn, conn.begin():
-            yield conn
+        """A transaction that may write; committed on success, rolled back on error.
+
+        A writer that waited ``LOCK_WAIT_SECONDS`` for SQLite's database lock gets a retryable
+        :class:`StateBusyError` (nothing was written), never a bare "database is locked".
+        """
+        try:
+            with self.engine.connect() as conn, conn.begin():
+                yield conn
+        except sa.exc.OperationalError as exc:
+            if not is_busy(exc):
+                raise
+            raise StateBusyError(
+                f"the state store at {safe_url(self.url)} stayed busy (locked by another writer) for "
+                f"{LOCK_WAIT_SECONDS}s; nothing was written, retry"
+            ) from exc
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

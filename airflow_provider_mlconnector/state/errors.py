@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from airflow_provider_mlconnector.exceptions import ConfigurationError, MLConnectorError
+from airflow_provider_mlconnector.exceptions import ConfigurationError, MLConnectorError, StateBusyError
 
 if TYPE_CHECKING:
     from airflow_provider_mlconnector.state.id_map import IdMapping
 
-__all__ = ["ConfigurationError", "IdMapConflictError", "NotFoundInStateError", "StateError"]
+__all__ = ["ConfigurationError", "IdMapConflictError", "NotFoundInStateError", "StateBusyError", "StateError"]
 
 
 class StateError(MLConnectorError):

@@ -14,11 +14,13 @@ durably, by exactly one refresher, before anyone uses it. The pattern every hook
                 locked.save(token)  # before the new access token is used anywhere
     use(token["access_token"])
 
-The lock is a row lock (``SELECT ... FOR UPDATE``) on PostgreSQL and the database write lock
-(``BEGIN IMMEDIATE``) on SQLite, held for the whole ``with`` block; waiting is bounded by
-``LOCK_WAIT_SECONDS``. On SQLite that blocks every other writer of the state store while the
-refresh runs, one more reason to use PostgreSQL in production; for the same reason, write
-nothing else to the store inside the block (only ``save()``), or the process waits on itself.
+The lock is held for the whole ``with`` block, which contains a vendor call that may take a
+minute (a BILL login waiting on its per-minute cap). So it is never a lock that other writers wait
+for: on PostgreSQL it is the credential's row lock (``SELECT ... FOR UPDATE``); on SQLite, whose
+only lock is database-wide, it is an OS file lock (``flock``) on a per-credential file beside the
+database (``.<db>-locks/``), and ``save()`` commits at once in its own short write transaction.
+Waiting is bounded by ``LOCK_WAIT_SECONDS``; running out of it is a retryable
+:class:`TokenLockTimeoutError`.
 
 Values are JSON dicts encrypted with Fernet (MultiFernet: newest key first, older keys still
 decrypt). The plaintext also names its (system, credential_key), so a ciphertext copied onto
@@ -27,9 +29,14 @@ another row is refused instead of handing one tenant's token to another.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -37,16 +44,17 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from airflow_provider_mlconnector.state import db as state_db
 from airflow_provider_mlconnector.state import schema
-from airflow_provider_mlconnector.state.db import LOCK_WAIT_SECONDS, Database
-from airflow_provider_mlconnector.state.errors import ConfigurationError, StateError
+from airflow_provider_mlconnector.state.db import Database, is_busy
+from airflow_provider_mlconnector.state.errors import ConfigurationError, StateBusyError, StateError
 from airflow_provider_mlconnector.state.schema import utcnow
 
 _T = schema.token
 
 
-class TokenLockTimeoutError(StateError):
-    """Another process held the credential lock for longer than ``LOCK_WAIT_SECONDS``."""
+class TokenLockTimeoutError(StateError, StateBusyError):
+    """Another process held the credential lock for longer than ``LOCK_WAIT_SECONDS`` (retryable)."""
 
 
 def build_cipher(keys: Sequence[str] | None) -> MultiFernet | None:
@@ -93,37 +101,69 @@ class _Codec:
         return value
 
 
-def _is_lock_timeout(exc: sa.exc.OperationalError) -> bool:
-    # 55P03 lock_not_available is what lock_timeout raises on PostgreSQL.
-    return getattr(exc.orig, "pgcode", None) == "55P03" or "database is locked" in str(exc.orig)
-
-
 class LockedToken:
-    """A credential held under its lock; see :meth:`TokenStore.locked`."""
+    """A credential held under its lock; see :meth:`TokenStore.locked`.
 
-    def __init__(self, conn: Connection, codec: _Codec, store: TokenStore, system: str, credential_key: str) -> None:
-        self._conn = conn
-        self._codec = codec
-        self._store = store
+    :param value: the stored value when the lock was taken (re-check it: someone may have renewed).
+    :param version: its version (0: never saved).
+    :param write: persists a new value, returns the new version.
+    """
+
+    def __init__(
+        self,
+        system: str,
+        credential_key: str,
+        value: dict[str, Any] | None,
+        version: int,
+        write: Callable[[Mapping[str, Any]], int],
+    ) -> None:
         self.system = system
         self.credential_key = credential_key
-        row = conn.execute(
-            sa.select(_T.c.ciphertext, _T.c.version).where(_T.c.system == system, _T.c.credential_key == credential_key)
-        ).first()
-        self.value: dict[str, Any] | None = codec.decrypt(system, credential_key, row.ciphertext if row else None)
-        self.version: int = row.version if row else 0
+        self.value = value
+        self.version = version
+        self._write = write
         self.saved = False
 
     def save(self, new_value: Mapping[str, Any]) -> int:
-        """Write the new value in the locked transaction; returns the new version.
+        """Persist the new value; returns the new version.
 
-        It is committed when the ``with`` block ends, even if the block raises afterwards: a
-        refresh token the vendor has already rotated must never be thrown away.
+        It is kept even if the block raises afterwards (committed at once on SQLite, with the row
+        lock's transaction on PostgreSQL): a refresh token the vendor has already rotated must never
+        be thrown away.
         """
-        self.version = self._store._upsert(self._conn, self._codec, self.system, self.credential_key, new_value)
+        self.version = self._write(new_value)
         self.value = dict(new_value)
         self.saved = True
         return self.version
+
+
+@contextmanager
+def _file_lock(path: Path, what: str) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path``, waited for at most ``LOCK_WAIT_SECONDS``.
+
+    ``flock`` belongs to the open file, so it also excludes other threads of this process (each
+    opens the file itself), and the OS drops it if the holder dies.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + state_db.LOCK_WAIT_SECONDS
+        while True:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise TokenLockTimeoutError(
+                        f"timed out after {state_db.LOCK_WAIT_SECONDS}s waiting for the {what} credential lock"
+                    ) from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(descriptor, fcntl.LOCK_UN)
+    finally:
+        os.close(descriptor)
 
 
 class TokenStore:
@@ -196,9 +236,26 @@ class TokenStore:
         See the module docstring for the refresh pattern.
         """
         codec = self._require_codec()  # fail before taking any lock
+        if self._db.dialect == "sqlite":
+            with _file_lock(self._lock_file(system, credential_key), f"{system} {credential_key!r}"):
+                with self._db.read() as conn:
+                    ciphertext, version = self._row(conn, system, credential_key)
+                value = codec.decrypt(system, credential_key, ciphertext)
+                # save() commits at once, in its own short write transaction (see the module docstring).
+                yield LockedToken(
+                    system, credential_key, value, version, lambda new: self.put(system, credential_key, new)
+                )
+            return
         with self._db.engine.connect() as conn:
             transaction = self._lock(conn, system, credential_key)
-            token = LockedToken(conn, codec, self, system, credential_key)
+            ciphertext, version = self._row(conn, system, credential_key)
+            token = LockedToken(
+                system,
+                credential_key,
+                codec.decrypt(system, credential_key, ciphertext),
+                version,
+                lambda new: self._upsert(conn, codec, system, credential_key, new),
+            )
             try:
                 yield token
             except BaseException:
@@ -211,27 +268,36 @@ class TokenStore:
                 raise
             transaction.commit()
 
+    def _lock_file(self, system: str, credential_key: str) -> Path:
+        """The SQLite flavour's lock: one file per credential beside the database (named by a hash)."""
+        database = Path(str(self._db.url.database)).expanduser()
+        name = hashlib.sha256(f"{system}\x1f{credential_key}".encode()).hexdigest()[:32]
+        return database.with_name(f".{database.name}-locks") / f"{name}.lock"
+
+    def _row(self, conn: Connection, system: str, credential_key: str) -> tuple[str | None, int]:
+        row = conn.execute(sa.select(_T.c.ciphertext, _T.c.version).where(self._where(system, credential_key))).first()
+        return (row.ciphertext, int(row.version)) if row else (None, 0)
+
     def _lock(self, conn: Connection, system: str, credential_key: str) -> sa.RootTransaction:
+        """PostgreSQL: the credential's row lock, in a transaction the caller commits."""
         try:
-            transaction = conn.begin()  # SQLite: BEGIN IMMEDIATE takes the write lock (or waits)
-            if self._db.dialect == "postgresql":
-                conn.execute(sa.text(f"SET LOCAL lock_timeout = '{LOCK_WAIT_SECONDS}s'"))
-                # The row must exist for FOR UPDATE to lock anything; concurrent first-timers
-                # serialise on the primary key here.
-                conn.execute(
-                    postgresql.insert(_T)
-                    .values(
-                        system=system, credential_key=credential_key, ciphertext=None, version=0, updated_at=utcnow()
-                    )
-                    .on_conflict_do_nothing(index_elements=[_T.c.system, _T.c.credential_key])
-                )
-                conn.execute(sa.select(_T.c.version).where(self._where(system, credential_key)).with_for_update())
+            transaction = conn.begin()
+            conn.execute(sa.text(f"SET LOCAL lock_timeout = '{state_db.LOCK_WAIT_SECONDS}s'"))
+            # The row must exist for FOR UPDATE to lock anything; concurrent first-timers
+            # serialise on the primary key here.
+            conn.execute(
+                postgresql.insert(_T)
+                .values(system=system, credential_key=credential_key, ciphertext=None, version=0, updated_at=utcnow())
+                .on_conflict_do_nothing(index_elements=[_T.c.system, _T.c.credential_key])
+            )
+            conn.execute(sa.select(_T.c.version).where(self._where(system, credential_key)).with_for_update())
         except sa.exc.OperationalError as exc:
             conn.rollback()
-            if not _is_lock_timeout(exc):
+            if not is_busy(exc):
                 raise
             raise TokenLockTimeoutError(
-                f"timed out after {LOCK_WAIT_SECONDS}s waiting for the {system} credential lock {credential_key!r}"
+                f"timed out after {state_db.LOCK_WAIT_SECONDS}s waiting for the {system} credential lock "
+                f"{credential_key!r}"
             ) from exc
         return transaction
 

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from airflow.sdk import RetryAction
 from cryptography.fernet import Fernet
 
-from airflow_provider_mlconnector.exceptions import ConfigurationError
-from airflow_provider_mlconnector.state import StateError, StateStore
+from airflow_provider_mlconnector.exceptions import ConfigurationError, StateBusyError
+from airflow_provider_mlconnector.operators.retry_policy import sync_retry_policy
+from airflow_provider_mlconnector.state import StateError, StateStore, TokenLockTimeoutError
+from airflow_provider_mlconnector.state import db as db_module
 
 SECRET_ACCESS = "ACCESS-PLAINTEXT-7f3a9c"
 SECRET_REFRESH = "REFRESH-PLAINTEXT-b21e04"
@@ -130,3 +136,80 @@ def test_a_saved_token_survives_an_error_later_in_the_block(store: StateStore) -
     with pytest.raises(RuntimeError, match="boom"):
         refresh_then_fail(save=False)  # the refresh call itself failed
     assert store.tokens.version("quickbooks", "realm-1") == 2
+
+
+# ------------------------------------------------------------------ the credential lock and other writers
+
+
+def _in_thread(work: Callable[[], object]) -> tuple[threading.Thread, dict[str, object]]:
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = work()
+        except BaseException as exc:  # the test inspects whatever happened
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+def test_a_held_credential_lock_never_blocks_other_writers(store: StateStore) -> None:
+    """A refresh or a BILL login runs under the credential's lock, and may wait a minute on the
+    vendor's cap: meanwhile every other write to the state store goes on (on SQLite too)."""
+    with store.tokens.locked("bill", "session:org-1") as locked:
+        writer, outcome = _in_thread(lambda: store.tokens.put("quickbooks", "realm-1", TOKEN))
+        writer.join(timeout=5)
+        assert not writer.is_alive(), "another writer waited for the credential lock (database write lock held)"
+        assert outcome == {"value": 1}
+        locked.save({"session_id": "s-1"})
+    assert store.tokens.get("bill", "session:org-1") == {"session_id": "s-1"}
+    assert store.tokens.get("quickbooks", "realm-1") == TOKEN
+
+
+def test_the_credential_lock_still_admits_one_holder_at_a_time(store: StateStore) -> None:
+    entered = threading.Event()
+
+    def second_refresher() -> object:
+        with store.tokens.locked("freshbooks", "chain-1") as locked:
+            entered.set()
+            return locked.value
+
+    with store.tokens.locked("freshbooks", "chain-1") as locked:
+        waiter, outcome = _in_thread(second_refresher)
+        assert not entered.wait(1.0), "two holders of one credential lock"
+        locked.save({"refresh_token": "rotated"})
+    waiter.join(timeout=10)
+    assert outcome == {"value": {"refresh_token": "rotated"}}  # it re-reads what the first one saved
+
+
+def test_waiting_too_long_for_a_credential_lock_is_a_retryable_state_busy_error(
+    store: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db_module, "LOCK_WAIT_SECONDS", 1)
+    with store.tokens.locked("freshbooks", "chain-1"):
+        waiter, outcome = _in_thread(lambda: store.tokens.locked("freshbooks", "chain-1").__enter__())
+        waiter.join(timeout=15)
+    error = outcome.get("error")
+    assert isinstance(error, TokenLockTimeoutError) and isinstance(error, StateBusyError), outcome
+    assert sync_retry_policy().evaluate(error, try_number=1, max_tries=3).action == RetryAction.RETRY
+
+
+def test_database_is_locked_on_sqlite_is_a_retryable_state_busy_error(
+    store: StateStore, state_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not state_url.startswith("sqlite"):
+        pytest.skip("SQLite's database-wide write lock")
+    monkeypatch.setattr(db_module, "LOCK_WAIT_SECONDS", 1)
+    store.close()  # new connections pick up the short busy timeout
+    blocker = sqlite3.connect(state_url.removeprefix("sqlite:///"), isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # someone else (an old provider version, a sqlite3 shell) writes
+    try:
+        with pytest.raises(StateBusyError, match="busy") as caught:
+            store.tokens.put("quickbooks", "realm-1", TOKEN)
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert sync_retry_policy().evaluate(caught.value, try_number=1, max_tries=3).action == RetryAction.RETRY
+    assert store.tokens.put("quickbooks", "realm-1", TOKEN) == 1  # and the retry works

@@ -69,6 +69,10 @@ class FreshBooksSandbox(SystemSandbox):
         "expires_in": 43200,  # access token lifetime; docs say 12 hours
         "refresh_reuse_status": 400,  # Doorkeeper answers invalid_grant with 400
         "refresh_reuse_error": "invalid_grant",
+        # A used refresh token sent again within N seconds (its answer lost), while the token it was
+        # exchanged for is unused, gets that same next token again. Docs: "can only be used once"; a
+        # grace window is not documented either way. 0 = strict single use.
+        "refresh_reuse_grace_seconds": 0,
         "revoke_access_on_refresh": True,  # a refresh also kills the access token it replaced
         "users_me_unauthenticated_status": 401,  # the Python SDK's test uses 403
         "validation_status": 422,  # HTTP status of errno 1001/1004/1011 answers

@@ -605,7 +605,13 @@ class FreshBooksBackend:
                 "used": False,
                 "access_token": None,
             }
-        self.stats = {"authorization_code": 0, "refresh_token": 0, "rejected_refresh": 0, "reused_refresh": 0}
+        self.stats = {
+            "authorization_code": 0,
+            "refresh_token": 0,
+            "rejected_refresh": 0,
+            "reused_refresh": 0,
+            "retried_refresh": 0,
+        }
         self.recent_calls: deque[float] = deque()
         self.quiet = False
 
@@ -670,6 +676,8 @@ class FreshBooksBackend:
         else:
             presented = str(form.get("refresh_token") or "")
             chain = self.refresh_tokens.get(presented)
+            if chain is not None and chain["client_id"] == app["client_id"] and self._retried_in_grace(chain):
+                return self._answer_again(chain, now)
             if chain is None or chain["used"] or chain["client_id"] != app["client_id"]:
                 self.stats["rejected_refresh"] += 1
                 if chain is not None and chain["used"]:
@@ -678,6 +686,7 @@ class FreshBooksBackend:
                     int(self.switches["refresh_reuse_status"]), str(self.switches["refresh_reuse_error"]), INVALID_GRANT
                 )
             chain["used"] = True  # single use [FB-AUTH]
+            chain["used_at"] = now
             if self.switches["revoke_access_on_refresh"] and chain["access_token"]:
                 self.access_tokens.pop(chain["access_token"], None)
             identity_id, scope = chain["identity_id"], chain["scope"]
@@ -697,12 +706,52 @@ class FreshBooksBackend:
             "used": False,
             "access_token": access,
         }
+        if grant == "refresh_token":
+            self.refresh_tokens[presented]["successor"] = refresh
         return {
             "access_token": access,
             "token_type": "Bearer",
             "expires_in": expires_in,
             "refresh_token": refresh,
             "scope": scope,
+            "created_at": created,
+        }
+
+    def _retried_in_grace(self, chain: Mapping[str, Any]) -> bool:
+        """A used refresh token sent again within ``refresh_reuse_grace_seconds`` (switch; 0 = never,
+        the documented single use), while the token it was exchanged for is still unused."""
+        grace = float(self.switches["refresh_reuse_grace_seconds"] or 0)
+        successor = self.refresh_tokens.get(str(chain.get("successor") or ""))
+        return (
+            bool(chain["used"])
+            and grace > 0
+            and self.clock() - float(chain["used_at"]) <= grace
+            and successor is not None
+            and not successor["used"]
+        )
+
+    def _answer_again(self, chain: Mapping[str, Any], now: float) -> dict[str, Any]:
+        """The answer to a retried refresh: the same next refresh token, a new access token for it."""
+        refresh = str(chain["successor"])
+        successor = self.refresh_tokens[refresh]
+        if self.switches["revoke_access_on_refresh"] and successor["access_token"]:
+            self.access_tokens.pop(successor["access_token"], None)
+        created = int(now)
+        expires_in = int(self.switches["expires_in"])
+        access = secrets.token_hex(32)
+        self.access_tokens[access] = {
+            "identity_id": successor["identity_id"],
+            "client_id": successor["client_id"],
+            "expires_at": created + expires_in,
+        }
+        successor["access_token"] = access
+        self.stats["retried_refresh"] += 1
+        return {
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": expires_in,
+            "refresh_token": refresh,
+            "scope": successor["scope"],
             "created_at": created,
         }
 
