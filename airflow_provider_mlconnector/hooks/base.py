@@ -68,6 +68,16 @@ class MLConnectorHook(BaseHook):
     default_host: ClassVar[str]
     #: retry policy of API calls unless the caller passes one (tuned per vendor).
     default_retry: ClassVar[RetrySettings] = RetrySettings()
+    #: the Airflow pool every task calling this system runs in (``None``: the default pool).
+    pool: ClassVar[str | None] = None
+    #: requests the vendor allows at once per tenant: an upsert writes this many records in
+    #: parallel (and takes this many pool slots when the system has a pool).
+    max_concurrency: ClassVar[int] = 1
+
+    @property
+    def tenant(self) -> str:
+        """The account, organization, company or store this connection works in (scopes all state)."""
+        raise NotImplementedError(f"{type(self).__name__} does not name its tenant yet")
 
     def __init__(
         self,

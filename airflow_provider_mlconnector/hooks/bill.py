@@ -513,6 +513,8 @@ class BillHook(MLConnectorHook):
     default_conn_name: ClassVar[str] = "bill_default"
     conn_type: ClassVar[str] = "bill"
     hook_name: ClassVar[str] = "BILL"
+    pool: ClassVar[str | None] = BILL_POOL
+    max_concurrency: ClassVar[int] = MAX_CONCURRENT_REQUESTS
     default_host: ClassVar[str] = "https://gateway.prod.bill.com"
     default_retry: ClassVar[RetrySettings] = RetrySettings(max_attempts=6, base_wait=1.0)
 
@@ -586,6 +588,10 @@ class BillHook(MLConnectorHook):
     def organization_id(self) -> str:
         """The BILL organization (``008...``) this connection works in: the tenant of every record."""
         return self.config.organization_id
+
+    @property
+    def tenant(self) -> str:
+        return self.organization_id
 
     def _retry_settings(self) -> RetrySettings:
         # The longest single wait is max_rate_limit_wait: BILL's hourly cap asks for up to an hour.
@@ -777,64 +783,3 @@ class BillHook(MLConnectorHook):
     # ------------------------------------------------------------------ superseded by the resources
     # Still called by pairs/freshbooks_to_bill.py while the engine is being rewritten; each names
     # its replacement. Delete them once nothing calls them.
-
-    def list_vendors(self) -> Iterator[Record]:
-        """Superseded by ``self.vendors.list()``."""
-        return self.vendors.list()
-
-    def find_vendor_by_name(self, name: str) -> Record | None:
-        """Superseded by ``self.vendors.find(name=name, archived=False)`` (the oldest of duplicates)."""
-        return self.vendors.find(name=name, archived=False)
-
-    def create_vendor(self, vendor: Mapping[str, Any]) -> Record:
-        """Superseded by ``self.vendors.create(vendor)``."""
-        return self.vendors.create(vendor)
-
-    def update_vendor(self, vendor_id: str, changes: Mapping[str, Any]) -> Record:
-        """Superseded by ``self.vendors.update(vendor_id, changes)``."""
-        return self.vendors.update(vendor_id, changes)
-
-    def list_bills_for_vendors(self, vendor_ids: Iterable[str]) -> Iterator[Record]:
-        """Superseded by ``self.bills.list(vendorId=list(vendor_ids), archived=False)`` (split into queries)."""
-        return self.bills.list(vendorId=list(vendor_ids), archived=False)
-
-    def find_bill(self, vendor_id: str, invoice_number: str) -> Record | None:
-        """Superseded by ``self.bills.find(vendorId=vendor_id, archived=False, matching=...)``.
-
-        ``invoiceNumber`` is not filterable in BILL: ``matching`` compares it on the vendor's bills.
-        """
-        return self.bills.find(
-            vendorId=vendor_id,
-            archived=False,
-            matching=lambda bill: (bill.get("invoice") or {}).get("invoiceNumber") == invoice_number,
-        )
-
-    def create_bill(self, bill: Mapping[str, Any]) -> Record:
-        """Superseded by ``self.bills.create(bill)``."""
-        return self.bills.create(bill)
-
-    def get_bill(self, bill_id: str) -> Record:
-        """Superseded by ``self.bills.get(bill_id)``."""
-        return self.bills.get(bill_id)
-
-    def update_bill(self, bill_id: str, changes: Mapping[str, Any]) -> Record:
-        """Superseded by ``self.bills.update(bill_id, changes)``."""
-        return self.bills.update(bill_id, changes)
-
-    def archive_bill(self, bill_id: str) -> Record:
-        """Superseded by ``self.bills.archive(bill_id)``."""
-        return self.bills.archive(bill_id)
-
-    def list_chart_of_accounts(self) -> Iterator[Record]:
-        """Superseded by ``self.chart_of_accounts.list(archived=False)``."""
-        return self.chart_of_accounts.list(archived=False)
-
-    def list_payments(
-        self, *, updated_since: datetime | None = None, updated_before: datetime | None = None
-    ) -> Iterator[Record]:
-        """Superseded by ``self.payments.list(updated_since=..., updated_before=...)``."""
-        return self.payments.list(updated_since=updated_since, updated_before=updated_before)
-
-    def get_payment(self, payment_id: str) -> Record:
-        """Superseded by ``self.payments.get(payment_id)``."""
-        return self.payments.get(payment_id)

@@ -475,6 +475,7 @@ class FreshBooksHook(OAuthHook):
     default_conn_name: ClassVar[str] = "freshbooks_default"
     conn_type: ClassVar[str] = "freshbooks"
     hook_name: ClassVar[str] = "FreshBooks"
+    max_concurrency: ClassVar[int] = 3  # no documented cap; 3 writers stay well inside the rate limit
     default_host: ClassVar[str] = API_HOST
 
     # ------------------------------------------------------------------ resources (dossier A7, round 2 §1)
@@ -668,6 +669,10 @@ class FreshBooksHook(OAuthHook):
         """The ``account_id`` of this connection's business (the tenant of accounting and events paths)."""
         return self.business.account_id
 
+    @property
+    def tenant(self) -> str:
+        return self.account_id
+
     def _choose(self, found: list[FreshBooksBusiness], *, final: bool) -> FreshBooksBusiness | None:
         cfg = self.config
         labels = "; ".join(b.label() for b in found) or "none"
@@ -763,51 +768,3 @@ class FreshBooksHook(OAuthHook):
     # ------------------------------------------------------------------ superseded by the resources
     # Still called by pairs/freshbooks_to_bill.py and webhooks/register.py while the engine is being
     # rewritten; each names its replacement. Delete them once nothing calls them.
-
-    def list_bill_vendors(self) -> Iterator[Record]:
-        """Superseded by ``self.bill_vendors.list()``."""
-        return self.bill_vendors.list()
-
-    def get_bill_vendor(self, vendor_id: RecordId) -> Record:
-        """Superseded by ``self.bill_vendors.get(vendor_id)``."""
-        return self.bill_vendors.get(vendor_id)
-
-    def list_bills(self, *, vis_state: VisState | int | None = None) -> Iterator[Record]:
-        """Superseded by ``self.bills.list()`` / ``self.bills.list(vis_state=VisState.DELETED)``."""
-        return self.bills.list() if vis_state is None else self.bills.list(vis_state=vis_state)
-
-    def get_bill(self, bill_id: RecordId) -> Record:
-        """Superseded by ``self.bills.get(bill_id)``."""
-        return self.bills.get(bill_id)
-
-    def list_expense_categories(self) -> Iterator[Record]:
-        """Superseded by ``self.expense_categories.list()``."""
-        return self.expense_categories.list()
-
-    def list_ledger_accounts(self) -> list[Record]:
-        """Superseded by ``self.ledger_accounts.list()``."""
-        return list(self.ledger_accounts.list())
-
-    def list_bill_payments(self, bill_id: RecordId) -> Iterator[Record]:
-        """Superseded by ``self.bills.get(bill_id)["bill_payments"]`` (active payments of that bill)."""
-        return iter(self.bills.get(bill_id).get("bill_payments") or [])
-
-    def create_bill_payment(self, payment: Mapping[str, Any]) -> Record:
-        """Superseded by ``self.bill_payments.create(payment)``."""
-        return self.bill_payments.create(payment)
-
-    def update_bill_payment(self, payment_id: RecordId, changes: Mapping[str, Any]) -> Record:
-        """Superseded by ``self.bill_payments.update(payment_id, changes)``."""
-        return self.bill_payments.update(payment_id, changes)
-
-    def delete_bill_payment(self, payment_id: RecordId) -> Record | None:
-        """Superseded by ``self.bill_payments.delete(payment_id)``."""
-        return self.bill_payments.delete(payment_id)
-
-    def list_callbacks(self, *, event: str | None = None) -> Iterator[Record]:
-        """Superseded by ``self.callbacks.list()`` / ``self.callbacks.list(event=event)``."""
-        return self.callbacks.list() if event is None else self.callbacks.list(event=event)
-
-    def register_callback(self, event: str, uri: str) -> Record:
-        """Superseded by ``self.callbacks.create({"event": event, "uri": uri})``."""
-        return self.callbacks.create({"event": event, "uri": uri})

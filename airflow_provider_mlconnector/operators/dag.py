@@ -1,12 +1,12 @@
 """One call builds a pair's DAG from its declaration: ``dag = sync_dag(PAIR, schedule="@hourly")``.
 
-Per entity, in ``after`` order: ``extract_<entity>s`` -> ``match_<entity>s`` (mapped, one per
-batch) -> ``upsert_<entity>s`` (mapped); a ``summary`` task at the end reports every entity and
-moves the watermarks. Pools, slots and parallel writers come from the hook classes (BILL: the
-``bill_api`` pool, 3 slots, 3 writers); connection ids from ``MLCONNECTOR_<SYSTEM>_CONN_ID``
-(default ``<system>_default``); the schedule from ``MLCONNECTOR_<PAIR>_SCHEDULE``. An entity with
-nothing to do maps zero batches, and what follows it still runs (``none_failed``): a quiet hour
-succeeds and says 0.
+Per entity, in ``after`` order: ``plan_<entity>s`` (read, decide, settle what needs no write) ->
+``upsert_<entity>s`` (mapped, one per batch of records to write: none on a quiet run); a
+``summary`` task at the end reports every entity and moves the watermarks. Pools, slots and
+parallel writers come from the hook classes (BILL: the ``bill_api`` pool, 3 slots, 3 writers);
+connection ids from ``MLCONNECTOR_<SYSTEM>_CONN_ID`` (default ``<system>_default``); the schedule
+from ``MLCONNECTOR_<PAIR>_SCHEDULE``. An entity with nothing to write maps zero upserts, and what
+follows it still runs (``none_failed``): a quiet hour succeeds and says 0.
 """
 
 from __future__ import annotations
@@ -19,12 +19,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import DAG, Param
 
 from airflow_provider_mlconnector.operators.retry_policy import sync_retry_policy
-from airflow_provider_mlconnector.operators.sync import (
-    ExtractOperator,
-    MatchOperator,
-    SyncSummaryOperator,
-    UpsertOperator,
-)
+from airflow_provider_mlconnector.operators.sync import PlanOperator, SyncSummaryOperator, UpsertOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator
@@ -78,11 +73,11 @@ def sync_dag(pair: Pair, *, schedule: str | None, tags: Sequence[str] = (), **da
         ends: dict[str, BaseOperator] = {}
         streams: dict[str, tuple[str, str]] = {}
         for entity in pair.entities:
-            extract, upsert = _entity_chain(pair, entity, connections)
+            plan, upsert = _entity_chain(pair, entity, connections)
             for upstream in entity.after:
-                ends[upstream] >> extract
+                ends[upstream] >> plan
             ends[entity.name] = upsert
-            streams[entity.name] = (extract.task_id, upsert.task_id)
+            streams[entity.name] = (plan.task_id, upsert.task_id)
         summary = SyncSummaryOperator(task_id="summary", pair=pair.name, streams=streams)
         list(ends.values()) >> summary
     return dag
@@ -92,9 +87,15 @@ def _entity_chain(pair: Pair, entity: Entity, connections: dict[str, str]) -> tu
     reader, writer = pair.systems(entity)
     common: dict[str, Any] = {"pair": pair.name, "entity": entity.name, **connections}
     plural = f"{entity.name}s"
-    extract = ExtractOperator(task_id=f"extract_{plural}", pool=_pool(reader), trigger_rule="none_failed", **common)
-    match = MatchOperator.partial(task_id=f"match_{plural}", pool=_pool(writer, reader), **common).expand(
-        records=extract.output
+    # The plan reads the source and looks records up in the target, one batch per writer slot.
+    planner = next((h for h in (writer, reader) if h.pool), writer)
+    plan = PlanOperator(
+        task_id=f"plan_{plural}",
+        pool=_pool(planner),
+        pool_slots=planner.max_concurrency if planner.pool else 1,
+        workers=writer.max_concurrency,
+        trigger_rule="none_failed",
+        **common,
     )
     # A writer with a pool takes as many slots as it writes records at once: the pool still caps
     # the vendor's concurrency across every task and DAG (BILL: 3 per organization).
@@ -104,5 +105,5 @@ def _entity_chain(pair: Pair, entity: Entity, connections: dict[str, str]) -> tu
         pool_slots=writer.max_concurrency if writer.pool else 1,
         workers=writer.max_concurrency,
         **common,
-    ).expand(decisions=match.output)
-    return extract, upsert
+    ).expand(decisions=plan.output)
+    return plan, upsert

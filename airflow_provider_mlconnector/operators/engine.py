@@ -32,9 +32,10 @@ import json
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_provider_mlconnector.core.fence import fenced
@@ -112,6 +113,18 @@ class Decision:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Decision:
         return cls(**data)
+
+
+#: decisions that call the target vendor; everything else is settled in the state store alone.
+VENDOR_WRITES = frozenset({"create", "update", "retire"})
+
+
+@dataclass
+class Plan:
+    """What a run of one entity must still write, and the counts of what it settled already."""
+
+    counts: Counter[str]
+    write_batches: list[list[Decision]]
 
 
 @dataclass
@@ -332,6 +345,30 @@ class SyncEngine:
         except NotFoundError:
             return None
 
+    # --- plan: extract + match, and settle what needs no vendor write -----------------------
+    def plan(self, window: Window, replay_ids: Iterable[int] = (), *, workers: int = 1) -> Plan:
+        """Read, decide, and carry out every decision that writes nothing to the target vendor.
+
+        Unchanged, skipped, parked, dead-lettered and adopted records are settled here (state
+        store only), so a run with nothing to write starts no upsert task. Batches are matched
+        in parallel (``workers``, the target's concurrency) after the reference data is read once.
+        """
+        batches = self.extract(window, replay_ids)
+        counts: Counter[str] = Counter({"read": sum(len(b) for b in batches)})
+        if not batches:
+            return Plan(counts, [])
+        _ = self.reference  # read once, before the worker threads share it
+        with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="match") as pool:
+            decided = [d for decisions in pool.map(self.match, batches) for d in decisions]
+        writes = [d for d in decided if d.action in VENDOR_WRITES and not self.run.dry_run]
+        settled = [d for d in decided if d.action not in VENDOR_WRITES or self.run.dry_run]
+        result = self.upsert(settled, workers=workers)
+        counts.update(result.counts)
+        if result.retry_later:
+            counts["retry_later"] += len(result.retry_later)
+        size = self.entity.batch_size
+        return Plan(counts, [writes[i : i + size] for i in range(0, len(writes), size)])
+
     # --- upsert ---------------------------------------------------------------------------
     def upsert(self, decisions: Iterable[Decision], *, workers: int = 1) -> BatchResult:
         """Carry out decisions: record-level failures are dead-lettered, transient ones retried later.
@@ -340,19 +377,114 @@ class SyncEngine:
             record still has one writer (claims are per record, tokens per claim).
         """
         result = BatchResult()
+        decisions = list(decisions)
+        in_bulk = [d for d in decisions if self._bulk and d.action == "create" and not self.run.dry_run]
+        one_by_one = [d for d in decisions if not any(d is b for b in in_bulk)]
         with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="upsert") as pool:
-            for outcome, retry_id in pool.map(self._apply, decisions):
-                result.counts[outcome] += 1
-                if retry_id is not None:
-                    result.retry_later.append(retry_id)
+            outcomes = list(pool.map(self._apply, one_by_one))
+            if in_bulk:
+                outcomes += self._bulk_creates(in_bulk, pool)
+        for outcome, retry_id in outcomes:
+            result.counts[outcome] += 1
+            if retry_id is not None:
+                result.retry_later.append(retry_id)
         return result
+
+    # --- bulk creates (BILL: vendors 20, bills 100 per call, all or nothing) -------------------
+    @property
+    def _bulk(self) -> bool:
+        return self.entity.create_many is not None and self.entity.bulk_limit > 1
+
+    def _bulk_creates(self, decisions: list[Decision], pool: ThreadPoolExecutor) -> list[tuple[str, str | None]]:
+        """Claim each record, then create the claimed ones in bulk calls within the vendor's limit."""
+        outcomes: list[tuple[str, str | None]] = []
+        ready: list[tuple[Decision, str]] = []
+        for decision in decisions:
+            token = self.run.claim_token()
+            settled: dict[str, str | None] = {}
+
+            def claim(d: Decision = decision, t: str = token, box: dict[str, str | None] = settled) -> str:
+                box["outcome"] = self._claim(d, t)
+                return box["outcome"] or "claimed"
+
+            outcome = self._guarded(decision, claim)
+            if outcome[0] == "claimed":
+                ready.append((decision, token))
+            else:
+                outcomes.append(outcome)
+        limit = self.entity.bulk_limit
+        chunks = [ready[i : i + limit] for i in range(0, len(ready), limit)]
+        for chunk_outcomes in pool.map(self._send_bulk, chunks):
+            outcomes += chunk_outcomes
+        return outcomes
+
+    def _send_bulk(self, chunk: list[tuple[Decision, str]]) -> list[tuple[str, str | None]]:
+        assert self.entity.create_many is not None
+        try:
+            with fenced(lambda: self._all_ours(chunk)):
+                created = self.entity.create_many(self.writer, [d.payload or {} for d, _ in chunk])
+        except ClaimLostError:
+            return self._without_lost_claims(chunk)
+        except RecordError as exc:
+            return self._split_refused(chunk, exc)
+        except AuthError:
+            raise
+        except (WriteOutcomeUnknownError, FatalApiError) as exc:
+            # Some, all or none may be committed: each record goes through the lookup protocol.
+            return self._confirm_each(chunk, exc)
+        except RetryableApiError:
+            for decision, token in chunk:
+                self.stream.abandon(decision.source_id, owner=token)
+            return [("retry_later", d.source_id) for d, _ in chunk]
+        if len(created) != len(chunk):
+            unknown = WriteOutcomeUnknownError(
+                f"bulk create answered {len(created)} records for {len(chunk)}", system=self.stream.target_system
+            )
+            return self._confirm_each(chunk, unknown)
+        return [
+            self._guarded(d, partial(self._completed, d, t, self.entity.target_id(r), {"bulk": True}))
+            for (d, t), r in zip(chunk, created, strict=True)
+        ]
+
+    def _confirm_each(self, chunk: list[tuple[Decision, str]], exc: ApiError) -> list[tuple[str, str | None]]:
+        return [self._guarded(d, partial(self._confirm_after_unknown, d, t, exc)) for d, t in chunk]
+
+    def _all_ours(self, chunk: list[tuple[Decision, str]]) -> None:
+        for decision, token in chunk:
+            self._still_ours(decision, token)
+
+    def _without_lost_claims(self, chunk: list[tuple[Decision, str]]) -> list[tuple[str, str | None]]:
+        """Nothing was sent: park the records another writer took over, send the rest again."""
+        kept, outcomes = [], []
+        for decision, token in chunk:
+            assert decision.natural_key
+            if self.stream.renew(
+                decision.source_id, owner=token, natural_key=decision.natural_key, fingerprint=decision.fingerprint
+            ):
+                kept.append((decision, token))
+            else:
+                outcomes.append((self._park(decision, "another run took this record over", "busy_elsewhere"), None))
+        return outcomes + (self._send_bulk(kept) if kept else [])
+
+    def _split_refused(self, chunk: list[tuple[Decision, str]], exc: RecordError) -> list[tuple[str, str | None]]:
+        """All or nothing was refused: halve until the refused record stands alone, write the others."""
+        if len(chunk) == 1:
+            ((decision, token),) = chunk
+            self.stream.release(decision.source_id, owner=token)
+            return [(self._quarantine(decision, *_reason_and_kind(exc), exc), None)]
+        middle = len(chunk) // 2
+        return self._send_bulk(chunk[:middle]) + self._send_bulk(chunk[middle:])
 
     def _apply(self, decision: Decision) -> tuple[str, str | None]:
         if self.run.dry_run:
             log.info("dry run: would %s %s %s", decision.action, self.entity.name, decision.source_id)
             return f"would_{decision.action}", None
+        return self._guarded(decision, lambda: self._carry_out(decision))
+
+    def _guarded(self, decision: Decision, step: Callable[[], str]) -> tuple[str, str | None]:
+        """One record's outcome: its own failures become its dead letter, transient ones a retry."""
         try:
-            outcome = self._carry_out(decision)
+            outcome = step()
         except RetryableApiError as exc:
             log.warning("%s %s: %s; the task will retry it", self.entity.name, decision.source_id, exc)
             self._audit(decision, AuditAction.FAILED, {"error": exc.to_dict(), "retrying": True})
@@ -406,8 +538,13 @@ class SyncEngine:
         return "retired"
 
     def _create_once(self, decision: Decision) -> str:
-        assert decision.natural_key and decision.payload is not None
         token = self.run.claim_token()
+        settled = self._claim(decision, token)
+        return settled if settled is not None else self._create_claimed(decision, token)
+
+    def _claim(self, decision: Decision, token: str) -> str | None:
+        """Claim the record; the outcome when that settles it, ``None`` when it must be created."""
+        assert decision.natural_key and decision.payload is not None
         claim = self.stream.claim(
             decision.source_id, natural_key=decision.natural_key, fingerprint=decision.fingerprint, owner=token
         )
@@ -429,10 +566,12 @@ class SyncEngine:
             )
             return self._quarantine(decision, reason, "duplicate_natural_key")
         if claim.outcome == ClaimOutcome.RECOVERING:
-            recovered = self._recover(decision, claim.mapping, token)
-            if recovered is not None:
-                return recovered
-        return self._create_claimed(decision, token)
+            return self._recover(decision, claim.mapping, token)
+        if decision.action == "match" and decision.target_id is not None:
+            self.stream.complete(decision.source_id, decision.target_id, fingerprint=decision.fingerprint, owner=token)
+            self._audit(decision, AuditAction.MATCHED_EXISTING, {})
+            return "matched_existing"
+        return None
 
     def _recover(self, decision: Decision, intent: IdMapping, token: str) -> str | None:
         """An earlier writer may have created it: look up the key *it* claimed, then compare."""
@@ -453,10 +592,6 @@ class SyncEngine:
 
     def _create_claimed(self, decision: Decision, token: str) -> str:
         assert decision.natural_key and decision.payload is not None
-        if decision.action == "match" and decision.target_id is not None:
-            self.stream.complete(decision.source_id, decision.target_id, fingerprint=decision.fingerprint, owner=token)
-            self._audit(decision, AuditAction.MATCHED_EXISTING, {})
-            return "matched_existing"
         try:
             # Fenced: right before each write attempt leaves (after any throttle wait), the HTTP
             # core checks the claim is still ours and restarts its lease.
@@ -571,8 +706,10 @@ def decisions_from_xcom(items: Iterable[Mapping[str, Any]]) -> Iterator[Decision
 __all__ = [
     "PARKED_KINDS",
     "RETIRED",
+    "VENDOR_WRITES",
     "BatchResult",
     "Decision",
+    "Plan",
     "RunInfo",
     "SyncEngine",
     "decisions_from_xcom",

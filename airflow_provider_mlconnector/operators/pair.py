@@ -79,6 +79,10 @@ class Entity:
     :param natural_key: ``(record, payload) -> key`` that identifies the record in the target.
     :param find: the target record with this natural key: ``(target_hook, key) -> record | None``.
     :param create: ``(target_hook, payload) -> created record``.
+    :param create_many: optional bulk create ``(target_hook, payloads) -> created records`` in
+        the same order, all or nothing (BILL's bulk endpoints); used for up to ``bulk_limit``
+        records per call. A refused call is halved until the refused record stands alone; a lost
+        answer sends every record of the call through the lookup-before-create protocol.
     :param update: ``(target_hook, target_id, payload)``; raise ``RecordError`` (kind
         ``manual_reconciliation``) when the target no longer allows it (a paid bill).
     :param retire: ``(target_hook, target_id)``: archive / void / delete; ``None`` when the
@@ -103,6 +107,8 @@ class Entity:
     create: Callable[[Hook, Record], Record]
     update: Callable[[Hook, str, Record], object]
     retire: Callable[[Hook, str], object] | None = None
+    create_many: Callable[[Hook, list[Record]], list[Record]] | None = None
+    bulk_limit: int = 1
     index: Callable[[Hook, list[Record]], Mapping[str, Record]] | None = None
     prepare: Callable[[Hook, Hook], Any] | None = None
     source_id: Callable[[Record], str] = record_id

@@ -1,4 +1,4 @@
-"""The generic Airflow operators: extract, match, upsert, and the run summary.
+"""The generic Airflow operators: plan (extract + match), upsert, and the run summary.
 
 They work for any pair: each resolves its hooks from connection ids (``conn.get_hook()``, as
 ``HttpOperator`` does) and its :class:`~.pair.Pair` from :data:`~airflow_provider_mlconnector.pairs.PAIRS`
@@ -6,9 +6,8 @@ They work for any pair: each resolves its hooks from connection ids (``conn.get_
 XCom carries only bounded batches (``Entity.batch_size`` records), so large volumes become mapped
 tasks. :func:`~.dag.sync_dag` wires them from the declaration; by hand it reads::
 
-    batches = ExtractOperator(task_id="extract_bills", pair=..., entity="bill", ...)
-    decisions = MatchOperator.partial(task_id="match_bills", ...).expand(records=batches.output)
-    results = UpsertOperator.partial(task_id="upsert_bills", ...).expand(decisions=decisions.output)
+    writes = PlanOperator(task_id="plan_bills", pair=..., entity="bill", ...)
+    results = UpsertOperator.partial(task_id="upsert_bills", ...).expand(decisions=writes.output)
 """
 
 from __future__ import annotations
@@ -35,6 +34,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_mlconnector.state import StateStore
+    from airflow_provider_mlconnector.state.watermarks import Window
 
 log = logging.getLogger(__name__)
 
@@ -104,101 +104,78 @@ def run_info(context: Context) -> RunInfo:
     )
 
 
-class ExtractOperator(SyncStepOperator):
-    """Read the source records changed in this run's window, cut into bounded batches.
+class PlanOperator(SyncStepOperator):
+    """Read the source records changed in this run's window, decide each, settle what needs no write.
 
     The window: a backfill run uses its data interval and never moves the live watermark; a
-    ``full_resync`` run reads everything; otherwise the watermark minus ``lookback``.
-    Dead letters marked for replay (CLI ``dlq replay`` or the ``replay_dead_letters`` param) join
-    the batches.
+    ``full_resync`` run reads everything; otherwise the watermark minus ``lookback``. Records
+    parked or asked to be replayed (CLI ``dlq replay`` or the ``replay_dead_letters`` param) are
+    re-read by id. Unchanged, skipped, parked and dead-lettered records are settled here; only
+    the records that must be written to the target go on, in bounded batches, one mapped upsert
+    each: a quiet run starts no upsert task at all.
+
+    :param workers: batches matched in parallel (the target's concurrency).
     """
 
-    def __init__(self, *, lookback: timedelta = timedelta(hours=2), **kwargs: Any) -> None:
+    def __init__(self, *, lookback: timedelta = timedelta(hours=2), workers: int = 1, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.lookback = lookback
+        self.workers = workers
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
         engine = self.engine(context)
         stream = engine.stream
         params = context.get("params") or {}
-        dag_run = context.get("dag_run")
-        is_backfill = str(getattr(dag_run, "run_type", "")).lower().endswith("backfill")
-        start = end = None
-        if is_backfill:
-            start, end = context.get("data_interval_start"), context.get("data_interval_end")
-        window = stream.store.watermarks.window(
-            stream.pair, stream.entity, stream.source_tenant, lookback=self.lookback, start=start, end=end
-        )
+        window = self._window(context, engine)
         if params.get("full_resync"):
             window = type(window)(start=None, end=window.end, is_backfill=window.is_backfill)
         replay = [int(i) for i in (params.get("replay_dead_letters") or [])]
-        batches = engine.extract(window, replay_ids=replay)
+        plan = engine.plan(window, replay_ids=replay, workers=self.workers)
         self.record_peak_memory(context)
-        read = sum(len(b) for b in batches)
-        log.info(
-            "%s/%s: read %d records in %d batches for window %s", stream.pair, stream.entity, read, len(batches), window
-        )
-        context["ti"].xcom_push(
+        retry_later = plan.counts.pop("retry_later", 0)
+        log.info("%s/%s: window %s: %s; %d batches to write", stream.pair, stream.entity, window,
+                 dict(plan.counts), len(plan.write_batches))  # fmt: skip
+        ti = context["ti"]
+        ti.xcom_push(
             key="window",
             value={
                 "start": window.start.isoformat() if window.start else None,
                 "end": window.end.isoformat(),
                 "is_backfill": window.is_backfill,
-                "read": read,
-                "batches": len(batches),
+                "counts": dict(plan.counts),
+                "batches": len(plan.write_batches),
                 "tenant": stream.source_tenant,
             },
         )
-        # One XCom per batch, and only small references in the return value: each mapped match
-        # task then pulls its own batch, never the whole extract (a 10,000-bill list is ~15 MB).
+        if retry_later:
+            raise SyncIncompleteError(f"{retry_later} {self.entity} record(s) hit transient errors; retrying")
+        # One XCom per batch, and only small references in the return value: each mapped upsert
+        # pulls its own batch, never the whole plan (10,000 bills are ~15 MB).
         refs = []
-        for index, batch in enumerate(batches):
+        for index, batch in enumerate(plan.write_batches):
             key = f"batch_{index}"
-            context["ti"].xcom_push(key=key, value=batch)
+            ti.xcom_push(key=key, value=decisions_to_xcom(batch))
             refs.append({"task_id": self.task_id, "key": key, "records": len(batch)})
         return refs
 
-
-class MatchOperator(SyncStepOperator):
-    """Decide per record (read-only): unchanged, update, match an existing target record, create,
-    skip or quarantine. Safe in a dry run.
-
-    :param records: one batch reference from :class:`ExtractOperator` (usually via ``.expand``),
-        or a list of records.
-    """
-
-    template_fields: Sequence[str] = (*SyncStepOperator.template_fields, "records")
-
-    def __init__(self, *, records: Any, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.records = records
-
-    def execute(self, context: Context) -> list[dict[str, Any]]:
-        decisions = self.engine(context).match(self.batch(context))
-        self.record_peak_memory(context)
-        log.info("%s/%s: %s", self.pair, self.entity, dict(Counter(d.action for d in decisions)))
-        return decisions_to_xcom(decisions)
-
-    def batch(self, context: Context) -> list[dict[str, Any]]:
-        if isinstance(self.records, dict) and "key" in self.records:
-            pulled = context["ti"].xcom_pull(task_ids=self.records["task_id"], key=self.records["key"])
-            records = list(pulled or [])
-            if len(records) != int(self.records["records"]):
-                raise SyncIncompleteError(
-                    f"batch {self.records['key']} of {self.records['task_id']} holds {len(records)} records, "
-                    f"expected {self.records['records']}"
-                )
-            return records
-        return list(self.records or [])
+    def _window(self, context: Context, engine: SyncEngine) -> Window:
+        stream = engine.stream
+        dag_run = context.get("dag_run")
+        start = end = None
+        if str(getattr(dag_run, "run_type", "")).lower().endswith("backfill"):
+            start, end = context.get("data_interval_start"), context.get("data_interval_end")
+        return stream.store.watermarks.window(
+            stream.pair, stream.entity, stream.source_tenant, lookback=self.lookback, start=start, end=end
+        )
 
 
 class UpsertOperator(SyncStepOperator):
-    """Carry out a batch of decisions exactly once; record-level failures are dead-lettered.
+    """Write one batch of decisions to the target exactly once; record-level failures are dead-lettered.
 
     Fails (so Airflow retries) only when some records hit transient errors; the retry resumes
     them through the ID map's write-intent protocol and cannot create duplicates.
 
-    :param decisions: one batch of decisions from :class:`MatchOperator`.
+    :param decisions: one batch reference from :class:`PlanOperator` (via ``.expand``).
     :param workers: records written in parallel within the task; give the task as many pool
         slots (``pool_slots``) so the pool still caps the vendor's concurrency across tasks.
     """
@@ -212,7 +189,7 @@ class UpsertOperator(SyncStepOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         result: BatchResult = self.engine(context).upsert(
-            decisions_from_xcom(self.decisions or []), workers=self.workers
+            decisions_from_xcom(self.batch(context)), workers=self.workers
         )
         self.record_peak_memory(context)
         log.info("%s/%s: %s", self.pair, self.entity, dict(result.counts))
@@ -223,13 +200,23 @@ class UpsertOperator(SyncStepOperator):
             )
         return result.as_dict()
 
+    def batch(self, context: Context) -> list[dict[str, Any]]:
+        ref = self.decisions
+        pulled = context["ti"].xcom_pull(task_ids=ref["task_id"], key=ref["key"])
+        items = list(pulled or [])
+        if len(items) != int(ref["records"]):
+            raise SyncIncompleteError(
+                f"batch {ref['key']} of {ref['task_id']} holds {len(items)} decisions, expected {ref['records']}"
+            )
+        return items
+
 
 class SyncSummaryOperator(BaseOperator):
     """Per-entity summary (read / created / updated / unchanged / quarantined) in the log and XCom;
     advances each stream's watermark when all of its batches succeeded (never for backfills).
 
     :param pair: the integration.
-    :param streams: entity -> (extract task id, upsert task id).
+    :param streams: entity -> (plan task id, upsert task id).
     """
 
     def __init__(self, *, pair: str, streams: Mapping[str, tuple[str, str]], **kwargs: Any) -> None:
@@ -245,10 +232,10 @@ class SyncSummaryOperator(BaseOperator):
         store = get_state_store()
         summary: dict[str, Any] = {}
         failed: list[str] = []
-        for entity, (extract_id, upsert_id) in self.streams.items():
-            window = ti.xcom_pull(task_ids=extract_id, key="window") or {}
+        for entity, (plan_id, upsert_id) in self.streams.items():
+            window = ti.xcom_pull(task_ids=plan_id, key="window") or {}
             results = _as_list(ti.xcom_pull(task_ids=upsert_id))
-            counts: Counter[str] = Counter({"read": int(window.get("read") or 0)})
+            counts: Counter[str] = Counter(window.get("counts") or {})
             for item in results:
                 counts.update(item.get("counts", {}))
             summary[entity] = dict(counts)

@@ -47,7 +47,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_mlconnector.exceptions import MappingError, RecordError
-from airflow_provider_mlconnector.hooks.bill import BillHook
+from airflow_provider_mlconnector.hooks.bill import BULK_BILLS_LIMIT, BULK_VENDORS_LIMIT, BillHook
 from airflow_provider_mlconnector.hooks.freshbooks import FreshBooksHook
 from airflow_provider_mlconnector.operators.pair import Ctx, Entity, Outcome, Pair, Record, Retire, Skip
 from airflow_provider_mlconnector.operators.reconcile import Reconciliation
@@ -193,7 +193,7 @@ def vendor_key(vendor: Record, payload: Record) -> str:
 
 def active_vendors_by_key(bill: BillHook, payloads: list[Record]) -> dict[str, Record]:
     # One paged listing beats one lookup per vendor until BILL holds ~100x the batch size.
-    return {str(v["name"]).casefold(): v for v in bill.list_vendors() if not v.get("archived")}
+    return {str(v["name"]).casefold(): v for v in bill.vendors.list() if not v.get("archived")}
 
 
 def find_vendor(bill: BillHook, key: str) -> Record | None:
@@ -213,23 +213,23 @@ class BillReference:
 
 def bill_reference(freshbooks: FreshBooksHook, bill: BillHook) -> BillReference:
     gl = build_gl_mapping(
-        freshbooks.list_expense_categories(),
-        freshbooks.list_ledger_accounts(),
-        bill.list_chart_of_accounts(),
+        freshbooks.expense_categories.list(),
+        list(freshbooks.ledger_accounts.list()),
+        bill.chart_of_accounts.list(archived=False),
         gl_overrides(),
     )
     return BillReference(gl, vendor_currencies(bill))
 
 
 def vendor_currencies(bill: BillHook) -> dict[str, str]:
-    return {str(v["id"]): str(v.get("billCurrency") or BILL_DEFAULT_CURRENCY) for v in bill.list_vendors()}
+    return {str(v["id"]): str(v.get("billCurrency") or BILL_DEFAULT_CURRENCY) for v in bill.vendors.list()}
 
 
 def read_bills(freshbooks: FreshBooksHook, window: Window) -> Iterator[Record]:
     # Active + archived (FreshBooks' default listing), then deleted ones (which only matter when
     # already synced: they may need archiving in BILL). No updated-since filter is documented.
-    yield from freshbooks.list_bills()
-    yield from freshbooks.list_bills(vis_state=DELETED)
+    yield from freshbooks.bills.list()
+    yield from freshbooks.bills.list(vis_state=DELETED)
 
 
 def invoice_number(bill: Record) -> str:
@@ -292,18 +292,20 @@ def bills_by_key(bill: BillHook, payloads: list[Record]) -> dict[str, Record]:
     vendor_ids = sorted({str(p["vendorId"]) for p in payloads})
     return {
         f"{b['vendorId']}|{(b.get('invoice') or {}).get('invoiceNumber') or ''}": b
-        for b in bill.list_bills_for_vendors(vendor_ids)
+        for b in bill.bills.list(vendorId=vendor_ids, archived=False)
     }
 
 
 def find_bill(bill: BillHook, key: str) -> Record | None:
     vendor, _, number = key.partition("|")
-    return bill.find_bill(vendor, number)
+    return bill.bills.find(
+        vendorId=vendor, archived=False, matching=lambda b: (b.get("invoice") or {}).get("invoiceNumber") == number
+    )
 
 
 def unpaid_bill(bill: BillHook, bill_id: str, change: str) -> Record:
     """The BILL bill, if BILL has not started paying it; otherwise an accountant decides."""
-    current = bill.get_bill(bill_id)
+    current = bill.bills.get(bill_id)
     status = str(current.get("paymentStatus") or "UNPAID").upper()
     if status != "UNPAID":
         raise RecordError(
@@ -314,12 +316,12 @@ def unpaid_bill(bill: BillHook, bill_id: str, change: str) -> Record:
 
 def update_bill(bill: BillHook, bill_id: str, payload: Record) -> None:
     unpaid_bill(bill, bill_id, "changed after BILL started paying it")
-    bill.update_bill(bill_id, payload)
+    bill.bills.update(bill_id, payload)
 
 
 def archive_bill(bill: BillHook, bill_id: str) -> None:
     if not unpaid_bill(bill, bill_id, "was archived or deleted").get("archived"):
-        bill.archive_bill(bill_id)
+        bill.bills.archive(bill_id)
 
 
 def compare_bill(fb_bill: Record, bill_bill: Record) -> list[str]:
@@ -346,12 +348,12 @@ def compare_bill(fb_bill: Record, bill_bill: Record) -> list[str]:
 
 
 def read_applications(bill: BillHook, window: Window) -> Iterator[Record]:
-    for payment in bill.list_payments(updated_since=window.start, updated_before=window.end):
+    for payment in bill.payments.list(updated_since=window.start, updated_before=window.end):
         yield from applications(payment)
 
 
 def fetch_application(bill: BillHook, source_id: str) -> Record | None:
-    payment = bill.get_payment(source_id.split("/", 1)[0])
+    payment = bill.payments.get(source_id.split("/", 1)[0])
     return next((r for r in applications(payment) if r["id"] == source_id), None)
 
 
@@ -406,11 +408,13 @@ def payment_key(application: Record, payload: Record) -> str:
 
 def find_payment(freshbooks: FreshBooksHook, key: str) -> Record | None:
     bill_id, _, marker = key.partition("|")
-    return next((p for p in freshbooks.list_bill_payments(bill_id) if marker in str(p.get("note") or "")), None)
+    # The bill embeds its payments: one call, and the marker in the note is BILL's payment id.
+    embedded = freshbooks.bills.get(bill_id).get("bill_payments") or []
+    return next((p for p in embedded if marker in str(p.get("note") or "")), None)
 
 
 def update_payment(freshbooks: FreshBooksHook, payment_id: str, payload: Record) -> None:
-    freshbooks.update_bill_payment(payment_id, {k: v for k, v in payload.items() if k != "billid"})
+    freshbooks.bill_payments.update(payment_id, {k: v for k, v in payload.items() if k != "billid"})
 
 
 PAIR = Pair(
@@ -424,15 +428,17 @@ PAIR = Pair(
             "vendor",
             # FreshBooks documents no updated-since filter for bill vendors: read all, skip the
             # unchanged by fingerprint (one page per 100 vendors).
-            read=lambda fb, window: fb.list_bill_vendors(),
-            fetch=lambda fb, source_id: fb.get_bill_vendor(source_id),
+            read=lambda fb, window: fb.bill_vendors.list(),
+            fetch=lambda fb, source_id: fb.bill_vendors.get(source_id),
             source_id=vendor_id,
             transform=vendor_payload,
             natural_key=vendor_key,
             index=active_vendors_by_key,
             find=find_vendor,
-            create=lambda bill, payload: bill.create_vendor(payload),
-            update=lambda bill, vendor_id, payload: bill.update_vendor(vendor_id, payload),
+            create=lambda bill, payload: bill.vendors.create(payload),
+            create_many=lambda bill, payloads: bill.vendors.create_many(payloads),
+            bulk_limit=BULK_VENDORS_LIMIT,
+            update=lambda bill, vendor_id, payload: bill.vendors.update(vendor_id, payload),
         ),
         Entity(
             "bill",
@@ -441,16 +447,18 @@ PAIR = Pair(
             # fewer, larger batches spend less on task start-up (500 bills is about 0.7 MB of XCom).
             batch_size=500,
             read=read_bills,
-            fetch=lambda fb, source_id: fb.get_bill(source_id),
+            fetch=lambda fb, source_id: fb.bills.get(source_id),
             prepare=bill_reference,
             transform=bill_payload,
             natural_key=bill_key,
             index=bills_by_key,
             find=find_bill,
-            create=lambda bill, payload: bill.create_bill(payload),
+            create=lambda bill, payload: bill.bills.create(payload),
+            create_many=lambda bill, payloads: bill.bills.create_many(payloads),
+            bulk_limit=BULK_BILLS_LIMIT,
             update=update_bill,
             retire=archive_bill,
-            reconcile=Reconciliation(fetch_target=lambda bill, bill_id: bill.get_bill(bill_id), compare=compare_bill),
+            reconcile=Reconciliation(fetch_target=lambda bill, bill_id: bill.bills.get(bill_id), compare=compare_bill),
         ),
         Entity(
             "payment",
@@ -462,9 +470,9 @@ PAIR = Pair(
             transform=payment_payload,
             natural_key=payment_key,
             find=find_payment,
-            create=lambda fb, payload: fb.create_bill_payment(payload),
+            create=lambda fb, payload: fb.bill_payments.create(payload),
             update=update_payment,
-            retire=lambda fb, payment_id: fb.delete_bill_payment(payment_id),
+            retire=lambda fb, payment_id: fb.bill_payments.delete(payment_id),
         ),
     ),
 )

@@ -95,12 +95,12 @@ def register_freshbooks(
     """
     report = RegistrationReport("freshbooks")
     account_id = str(hook.business.account_id)
-    existing = {(c.get("event"), c.get("uri")): c for c in _method(hook, "list_callbacks")()}
+    existing = {(c.get("event"), c.get("uri")): c for c in hook.callbacks.list()}
     for event in events:
         callback = existing.get((event, url))
         try:
             if callback is None:
-                callback = _method(hook, "register_callback")(event, url)
+                callback = hook.callbacks.create({"event": event, "uri": url})
             callback_id = str(callback["callbackid"])
             credentials.remember_callback(account_id, callback_id, event, url)
             if callback.get("verified"):

@@ -115,3 +115,10 @@ def harness(sandbox, airflow_home, tmp_path):
     sandbox.control.reset()
     sandbox.control.seed_demo()
     return Harness(sandbox, airflow_home, tmp_path)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """End-to-end tests make several real DAG runs each: give them room on a loaded CI machine."""
+    for item in items:
+        if "e2e" in str(item.fspath) and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(1500))

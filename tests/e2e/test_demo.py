@@ -13,7 +13,7 @@ from airflow_provider_mlconnector import demo
 from airflow_provider_mlconnector.sandbox.server import SandboxControl
 from airflow_provider_mlconnector.state import StateStore
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("demo")]
 ORG = "00802BRTSIDEMKT0001A"
 
 
@@ -44,7 +44,7 @@ def test_scheduler_runs_every_integration_dag_then_a_rerun_writes_nothing(runnin
     table = demo.summarize(env, "freshbooks_to_bill", run_id)
     assert table["bill"]["created"] == 5 and table["bill"]["quarantined"] == 1
     assert table["payment"]["created"] == 1
-    (letter,) = store.dead_letters.list(status="open")
+    (letter,) = store.dead_letters.list(status="open", pair="freshbooks_to_bill")
     assert letter.error_kind == "unmapped_account"
 
     control.clear_requests()

@@ -70,7 +70,7 @@ def test_unmapped_account_is_dead_lettered_then_replayed_once(harness):
 
 def test_expiring_session_and_token_mid_run_are_absorbed(harness):
     before = harness.control.state("freshbooks")["oauth"]
-    harness.control.fault("bill", "expired_auth", count=1, method="POST", path=r"^/connect/v3/bills$")
+    harness.control.fault("bill", "expired_auth", count=1, method="POST", path=r"^/connect/v3/bills(/bulk)?$")
     harness.control.fault("freshbooks", "expired_auth", count=1, path=r"/bills/bills")
     assert_succeeded(harness.run_dag("freshbooks_to_bill"))
     assert set(bills_by_number(harness)) >= EXPECTED_NEW_BILLS

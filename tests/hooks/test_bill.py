@@ -617,22 +617,24 @@ def test_a_list_answer_without_results_is_an_error(requests_mock, conn, make_hoo
         list(make_hook().payments.list())
 
 
-def test_methods_the_pair_still_calls_answer_like_the_resources(hook):
-    # pairs/freshbooks_to_bill.py keeps calling these until the engine rewrite switches to the resources.
-    assert list(hook.list_vendors()) == list(hook.vendors.list())
-    assert hook.find_vendor_by_name("Adobe Inc.")["id"] == ADOBE_VENDOR_ID
-    vendor = hook.create_vendor({"name": "Pair Vendor", "address": ADDRESS})
-    assert hook.update_vendor(vendor["id"], {"phone": "4085366002"})["phone"] == "4085366002"
-    bills = list(hook.list_bills_for_vendors([ADOBE_VENDOR_ID]))
+def test_the_vendor_and_bill_calls_the_freshbooks_to_bill_pair_makes(hook):
+    assert hook.vendors.find(name="Adobe Inc.", archived=False)["id"] == ADOBE_VENDOR_ID
+    vendor = hook.vendors.create({"name": "Pair Vendor", "address": ADDRESS})
+    assert hook.vendors.update(vendor["id"], {"phone": "4085366002"})["phone"] == "4085366002"
+    bills = list(hook.bills.list(vendorId=[ADOBE_VENDOR_ID], archived=False))
     assert [b["id"] for b in bills] == [ADOBE_BILL_ID]
-    assert hook.find_bill(ADOBE_VENDOR_ID, "ADB-2026-10")["id"] == ADOBE_BILL_ID
-    created = hook.create_bill(bill_body(number="PAIR-1"))
-    assert hook.get_bill(created["id"])["id"] == created["id"]
-    assert hook.update_bill(created["id"], {"description": "x"})["description"] == "x"
-    assert hook.archive_bill(created["id"])["archived"] is True
-    assert hook.find_bill(ADOBE_VENDOR_ID, "PAIR-1") is None
-    assert list(hook.list_chart_of_accounts()) == list(hook.chart_of_accounts.list(archived=False))
+
+    def number(n: str):
+        return lambda b: (b.get("invoice") or {}).get("invoiceNumber") == n
+
+    assert (
+        hook.bills.find(vendorId=ADOBE_VENDOR_ID, archived=False, matching=number("ADB-2026-10"))["id"] == ADOBE_BILL_ID
+    )
+    created = hook.bills.create(bill_body(number="PAIR-1"))
+    assert hook.bills.get(created["id"])["id"] == created["id"]
+    assert hook.bills.update(created["id"], {"description": "x"})["description"] == "x"
+    assert hook.bills.archive(created["id"])["archived"] is True
+    assert hook.bills.find(vendorId=ADOBE_VENDOR_ID, archived=False, matching=number("PAIR-1")) is None
     since = datetime(2026, 11, 1, tzinfo=timezone.utc)
-    payments = list(hook.list_payments(updated_since=since))
-    assert payments == list(hook.payments.list(updated_since=since))
-    assert hook.get_payment(payments[0]["id"]) == hook.payments.get(payments[0]["id"])
+    payments = list(hook.payments.list(updated_since=since))
+    assert payments and hook.payments.get(payments[0]["id"])["id"] == payments[0]["id"]

@@ -201,7 +201,7 @@ def test_eight_threads_with_an_expired_token_make_exactly_one_refresh(sandbox, m
     def task(n: int) -> None:
         barrier.wait()
         try:
-            results[n] = numbers(hooks[n].list_bills())
+            results[n] = numbers(hooks[n].bills.list())
         except Exception as exc:  # reported below
             results[n] = exc
 
@@ -268,8 +268,8 @@ def test_a_task_holding_a_replaced_token_never_sends_a_used_refresh_token(sandbo
     first, second = make_hook(), make_hook()
     assert first.business == second.business  # both hold the same access token in memory
     sandbox.control.advance_clock(43201)
-    list(first.list_bills())  # 401 -> refresh (this revokes the token `second` holds)
-    list(second.list_bills())  # 401 -> waits for the lock -> takes the stored token, no refresh
+    list(first.bills.list())  # 401 -> refresh (this revokes the token `second` holds)
+    list(second.bills.list())  # 401 -> waits for the lock -> takes the stored token, no refresh
     assert token_calls(sandbox) == 2  # the initial link and one refresh
     assert oauth_stats(sandbox)["reused_refresh"] == 0
     assert oauth_stats(sandbox)["rejected_refresh"] == 0
@@ -362,7 +362,7 @@ def test_an_identity_with_two_businesses_must_name_one(sandbox, make_hook, conne
     assert "Brightside Marketing (account_id BRT4201, business_id 439001" in message
     assert "business_id" in message
     connect(refresh_token=SANDBOX_MULTI_REFRESH_TOKEN, business_id="439002")
-    assert [v["vendor_name"] for v in make_hook().list_bill_vendors()] == ["Lakeshore Print Shop"]
+    assert [v["vendor_name"] for v in make_hook().bill_vendors.list()] == ["Lakeshore Print Shop"]
     connect(refresh_token=SANDBOX_MULTI_REFRESH_TOKEN, account_id="BRT4201")
     assert make_hook().business.name == "Brightside Marketing"
     connect(refresh_token=SANDBOX_MULTI_REFRESH_TOKEN, account_id="NOPE42")
@@ -574,22 +574,18 @@ def test_credit_notes_are_a_classic_collection_deleted_by_vis_state(sandbox, mak
     assert deleted.last_request.json() == {"credit_note": {"vis_state": 1}}
 
 
-def test_methods_the_pair_still_calls_answer_like_the_resources(make_hook):
-    # pairs/freshbooks_to_bill.py keeps calling these until the engine rewrite switches to the resources.
+def test_the_bill_payment_calls_the_freshbooks_to_bill_pair_makes(make_hook):
     hook = make_hook()
-    assert list(hook.list_bill_vendors()) == list(hook.bill_vendors.list())
-    assert hook.get_bill_vendor(5102) == hook.bill_vendors.get(5102)
-    assert numbers(hook.list_bills()) == DEMO_BILLS
-    assert hook.get_bill(7103) == hook.bills.get(7103)
-    assert list(hook.list_expense_categories()) == list(hook.expense_categories.list())
-    assert hook.list_ledger_accounts() == list(hook.ledger_accounts.list())
-    payment = hook.create_bill_payment(
-        {"billid": 7103, "amount": money("10.00"), "paid_date": "2026-11-20", "payment_type": "ACH"}
+    assert numbers(hook.bills.list()) == DEMO_BILLS
+    payment = hook.bill_payments.create(
+        {"billid": 7103, "amount": money("10.00"), "paid_date": "2026-11-20", "payment_type": "ACH", "note": "m1"}
     )
-    assert [p["id"] for p in hook.list_bill_payments(7103)] == [payment["id"]]
-    assert hook.update_bill_payment(payment["id"], {"note": "x"})["note"] == "x"
-    assert hook.delete_bill_payment(payment["id"])["vis_state"] == VisState.DELETED
-    assert numbers(hook.list_bills(vis_state=VisState.DELETED)) == []
+    embedded = hook.bills.get(7103)["bill_payments"]  # how the pair finds a payment again by its note
+    assert [(p["id"], p["note"]) for p in embedded] == [(payment["id"], "m1")]
+    assert hook.bill_payments.update(payment["id"], {"note": "x"})["note"] == "x"
+    assert hook.bill_payments.delete(payment["id"])["vis_state"] == VisState.DELETED
+    assert hook.bills.get(7103)["bill_payments"] == []
+    assert numbers(hook.bills.list(vis_state=VisState.DELETED)) == []
 
 
 # ------------------------------------------------------------------ webhooks

@@ -493,3 +493,101 @@ def test_concurrent_engines_on_the_same_records_never_duplicate(store, source, t
         thread.join()
     run(store, source, target, run_id="c")  # whatever was parked resolves
     assert sorted(names(target)) == sorted({r["name"] for r in source.records})
+
+
+# --- plan: no task start-ups for work that is not there -------------------------------------------
+
+
+def test_a_rerun_with_nothing_changed_plans_no_write_batch(store, source, target):
+    first = engine(store, source, target).plan(ALL, workers=2)
+    assert first.counts == {"read": 3} and [len(b) for b in first.write_batches] == [2, 1]
+    for batch in first.write_batches:
+        engine(store, source, target).upsert(batch)
+    second = engine(store, source, target, run_id="r2").plan(ALL, workers=2)
+    assert second.write_batches == [] and second.counts == {"read": 3, "unchanged": 3}
+
+
+def test_a_plan_settles_dead_letters_and_parking_itself_and_reads_reference_data_once(store, source, target):
+    UNMAPPED.add("meals")
+    reads: list[int] = []
+    counted = Entity(**{**THING.__dict__, "prepare": lambda src, tgt: reads.append(1)})
+    plan = engine(store, source, target, entity=counted).plan(ALL, workers=3)
+    assert plan.counts == {"read": 3, "quarantined": 1}
+    assert sum(len(b) for b in plan.write_batches) == 2
+    assert reads == [1]  # once per task, not once per batch
+
+
+def test_a_dry_run_plan_counts_what_it_would_do_and_maps_no_upsert(store, source, target):
+    plan = engine(store, source, target, dry_run=True).plan(ALL)
+    assert plan.write_batches == [] and plan.counts == {"read": 3, "would_create": 3}
+
+
+# --- bulk creates: all or nothing, halved when refused, looked up when the answer is lost --------
+
+
+class BulkTarget(FakeTarget):
+    def __init__(self) -> None:
+        super().__init__()
+        self.bulk_calls: list[int] = []
+        self.lose_next_bulk_answer = False
+
+    def create_many(self, payloads):
+        check_fence()
+        self.bulk_calls.append(len(payloads))
+        refused = [p["name"] for p in payloads if p["name"] in self.reject]
+        if refused:  # all or nothing, as BILL's bulk endpoints
+            raise RecordRejectedError(f"name {refused[0]}: not allowed", system="fake", status=400)
+        created = []
+        for payload in payloads:
+            self.creates += 1
+            target_id = f"T{self.creates}"
+            self.records[target_id] = {"id": target_id, **payload}
+            created.append(self.records[target_id])
+        if self.lose_next_bulk_answer:
+            self.lose_next_bulk_answer = False
+            raise WriteOutcomeUnknownError("connection dropped after commit", system="fake")
+        return created
+
+
+BULK = Entity(
+    **{**THING.__dict__, "batch_size": 40, "bulk_limit": 8, "create_many": lambda t, payloads: t.create_many(payloads)}
+)
+
+
+@pytest.fixture
+def many(source):
+    source.records = [{"id": str(i), "name": f"Vendor {i}", "amount": "1.00", "category": "x"} for i in range(20)]
+    return source
+
+
+def test_bulk_creates_use_the_vendor_limit_and_a_rerun_writes_nothing(store, many):
+    target = BulkTarget()
+    assert run(store, many, target, entity=BULK, workers=3) == {"created": 20}
+    assert sorted(target.bulk_calls) == [4, 8, 8]
+    assert run(store, many, target, entity=BULK, run_id="r2") == {"unchanged": 20}
+    assert target.creates == 20
+
+
+def test_a_refused_bulk_call_is_halved_until_the_bad_record_is_dead_lettered_alone(store, many):
+    target = BulkTarget()
+    target.reject = {"Vendor 5"}
+    assert run(store, many, target, entity=BULK) == {"created": 19, "quarantined": 1}
+    (letter,) = store.dead_letters.list(status="open", pair=PAIR_NAME)
+    assert letter.source_id == "5" and mapping(store, "5") is None
+    assert len(target.bulk_calls) <= 3 + 2 * 3  # three chunks, then log2(8) halvings of one of them
+    assert names(target).count("Vendor 5") == 0 and target.creates == 19
+
+
+def test_a_lost_bulk_answer_is_resolved_record_by_record_by_lookup_never_recreated(store, many):
+    target = BulkTarget()
+    target.lose_next_bulk_answer = True
+    assert run(store, many, target, entity=BULK) == {"created": 20}
+    assert target.creates == 20 and len(set(names(target))) == 20
+    assert run(store, many, target, entity=BULK, run_id="r2") == {"unchanged": 20}
+
+
+def test_a_bulk_record_busy_elsewhere_is_parked_and_the_others_written(store, many):
+    target = BulkTarget()
+    store.id_map.claim(PAIR_NAME, "thing", "src-tenant", "3", "tgt-tenant", "Vendor 3", "dag/other/upsert/0/try1/z")
+    assert run(store, many, target, entity=BULK) == {"created": 19, "waiting": 1}
+    assert target.by_name("Vendor 3") is None

@@ -25,23 +25,43 @@ ORG, ACCOUNT = "00802BRTSIDEMKT0001A", "BRT4201"
 WINDOW = Window(start=None, end=datetime(2026, 11, 21, tzinfo=timezone.utc), is_backfill=False)
 
 
+class Rows:
+    """A tiny stand-in for a hook resource (``hook.<resource>.list/get/create/update/delete``)."""
+
+    def __init__(self, rows=None, *, listed=lambda rows: rows) -> None:
+        self.rows: dict[str, dict] = {str(r["id"]): r for r in rows or []}
+        self.listed = listed
+
+    def list(self, **filters):
+        return list(self.listed(list(self.rows.values())))
+
+    def get(self, record_id):
+        return self.rows[str(record_id)]
+
+    def create(self, body):
+        new = {"id": str(len(self.rows) + 1), **body}
+        self.rows[new["id"]] = new
+        return new
+
+    def update(self, record_id, changes):
+        self.rows[str(record_id)].update(changes)
+        return self.rows[str(record_id)]
+
+    def delete(self, record_id):
+        return self.rows.pop(str(record_id))
+
+
 class FakeBill:
     conn_type = "bill"
     tenant = ORG
 
     def __init__(self) -> None:
-        self.payments: list[dict] = []
         self.in_window = True  # False: the watermark moved past them (still readable by id)
-        self.vendors = [{"id": "009V1", "name": "Pixel Forge Studio"}, {"id": "009V2", "billCurrency": "CAD"}]
+        self.payments = Rows(listed=lambda rows: rows if self.in_window else [])
+        self.vendors = Rows([{"id": "009V1", "name": "Pixel Forge Studio"}, {"id": "009V2", "billCurrency": "CAD"}])
 
-    def list_payments(self, *, updated_since=None, updated_before=None):
-        return list(self.payments) if self.in_window else []
-
-    def get_payment(self, payment_id):
-        return next(p for p in self.payments if p["id"] == payment_id)
-
-    def list_vendors(self):
-        return list(self.vendors)
+    def pay(self, *payments):
+        self.payments.rows = {p["id"]: p for p in payments}
 
 
 class FakeFreshBooks:
@@ -49,22 +69,17 @@ class FakeFreshBooks:
     tenant = ACCOUNT
 
     def __init__(self) -> None:
-        self.bill_payments: dict[str, dict] = {}
+        self.bill_payments = Rows()
+        outer = self
 
-    def list_bill_payments(self, bill_id):
-        return [p for p in self.bill_payments.values() if p["billid"] == bill_id]
+        class Bills:
+            def get(self, bill_id):
+                return {
+                    "id": bill_id,
+                    "bill_payments": [p for p in outer.bill_payments.list() if p["billid"] == bill_id],
+                }
 
-    def create_bill_payment(self, payload):
-        new = {"id": str(len(self.bill_payments) + 1), **payload}
-        self.bill_payments[new["id"]] = new
-        return new
-
-    def update_bill_payment(self, payment_id, changes):
-        self.bill_payments[payment_id].update(changes)
-        return self.bill_payments[payment_id]
-
-    def delete_bill_payment(self, payment_id):
-        return self.bill_payments.pop(payment_id)
+        self.bills = Bills()
 
 
 def payment(pid: str, status: str, *applied: tuple[str, str], bill_id: str = "00nBILL1", vendor: str = "009V1"):
@@ -94,16 +109,16 @@ def link_bill(store, fb_bill="7101", bill_id="00nBILL1"):
 def test_settled_partials_add_up_once_and_a_void_is_undone(state_store):
     link_bill(state_store)
     bill, fb = FakeBill(), FakeFreshBooks()
-    bill.payments = [payment("stp1", "SCHEDULED", ("blp1", "1000.00"))]
+    bill.pay(payment("stp1", "SCHEDULED", ("blp1", "1000.00")))
     assert sync(state_store, bill, fb, "r1") == {"skipped": 1}  # not settled yet: nothing written
-    bill.payments = [payment("stp1", "CLEARED", ("blp1", "1000.00")), payment("stp2", "CLEARED", ("blp2", "1750.00"))]
+    bill.pay(payment("stp1", "CLEARED", ("blp1", "1000.00")), payment("stp2", "CLEARED", ("blp2", "1750.00")))
     assert sync(state_store, bill, fb, "r2") == {"created": 2}
     assert sync(state_store, bill, fb, "r3") == {"unchanged": 2}
-    assert sorted(p["amount"]["amount"] for p in fb.bill_payments.values()) == ["1000.00", "1750.00"]
-    assert all(p["billid"] == "7101" and "BILL payment stp" in p["note"] for p in fb.bill_payments.values())
-    bill.payments[1]["singleStatus"] = "VOIDED"  # BILL voided the second payment after it cleared
+    assert sorted(p["amount"]["amount"] for p in fb.bill_payments.rows.values()) == ["1000.00", "1750.00"]
+    assert all(p["billid"] == "7101" and "BILL payment stp" in p["note"] for p in fb.bill_payments.rows.values())
+    bill.payments.rows["stp2"]["singleStatus"] = "VOIDED"  # BILL voided the second payment after it cleared
     assert sync(state_store, bill, fb, "r4") == {"unchanged": 1, "retired": 1}
-    assert [p["amount"]["amount"] for p in fb.bill_payments.values()] == ["1000.00"]
+    assert [p["amount"]["amount"] for p in fb.bill_payments.rows.values()] == ["1000.00"]
     assert sync(state_store, bill, fb, "r5") == {"unchanged": 2}
 
 
@@ -111,27 +126,27 @@ def test_settled_partials_add_up_once_and_a_void_is_undone(state_store):
 def test_a_payment_that_fails_or_is_returned_after_it_cleared_is_removed_from_freshbooks(state_store, status):
     link_bill(state_store)
     bill, fb = FakeBill(), FakeFreshBooks()
-    bill.payments = [payment("stp1", "CLEARED", ("blp1", "500.00"))]
+    bill.pay(payment("stp1", "CLEARED", ("blp1", "500.00")))
     assert sync(state_store, bill, fb, "r1") == {"created": 1}
-    bill.payments[0]["singleStatus"] = status
+    bill.payments.rows["stp1"]["singleStatus"] = status
     assert sync(state_store, bill, fb, "r2") == {"retired": 1}
-    assert fb.bill_payments == {}
+    assert fb.bill_payments.rows == {}
 
 
 def test_a_payment_whose_bill_is_not_linked_yet_waits_and_is_written_once_the_bill_is(state_store):
     bill, fb = FakeBill(), FakeFreshBooks()
-    bill.payments = [payment("stp9", "CLEARED", ("blp9", "420.00"))]
+    bill.pay(payment("stp9", "CLEARED", ("blp9", "420.00")))
     assert sync(state_store, bill, fb, "r1") == {"waiting": 1}
-    assert fb.bill_payments == {}
+    assert fb.bill_payments.rows == {}
     link_bill(state_store)  # the bill syncs (or is matched) later
     bill.in_window = False  # and the payment is no longer in the watermark window
     assert sync(state_store, bill, fb, "r2") == {"created": 1}
-    assert [p["amount"]["amount"] for p in fb.bill_payments.values()] == ["420.00"]
+    assert [p["amount"]["amount"] for p in fb.bill_payments.rows.values()] == ["420.00"]
 
 
 def test_a_cleared_payment_without_bill_payments_is_dead_lettered_not_dropped(state_store):
     bill, fb = FakeBill(), FakeFreshBooks()
-    bill.payments = [{"id": "stp7", "singleStatus": "CLEARED", "amount": 100}]
+    bill.pay({"id": "stp7", "singleStatus": "CLEARED", "amount": 100})
     assert sync(state_store, bill, fb, "r1") == {"quarantined": 1}
     (letter,) = state_store.dead_letters.list(status="open", pair=PAIR.name)
     assert letter.error_kind == "unknown_payment_shape" and letter.source_id == "stp7"
@@ -140,16 +155,16 @@ def test_a_cleared_payment_without_bill_payments_is_dead_lettered_not_dropped(st
 def test_a_null_payment_amount_is_dead_lettered_and_the_other_payments_are_written(state_store):
     link_bill(state_store)
     bill, fb = FakeBill(), FakeFreshBooks()
-    bill.payments = [payment("stp1", "CLEARED", ("blp1", None)), payment("stp2", "CLEARED", ("blp2", "10.00"))]
+    bill.pay(payment("stp1", "CLEARED", ("blp1", None)), payment("stp2", "CLEARED", ("blp2", "10.00")))
     assert sync(state_store, bill, fb, "r1") == {"quarantined": 1, "created": 1}
 
 
 def test_payments_back_are_written_in_the_bills_currency(state_store):
     link_bill(state_store, "7200", "00nCAD")
     bill, fb = FakeBill(), FakeFreshBooks()
-    bill.payments = [payment("stp3", "CLEARED", ("blp3", "99.90"), bill_id="00nCAD", vendor="009V2")]
+    bill.pay(payment("stp3", "CLEARED", ("blp3", "99.90"), bill_id="00nCAD", vendor="009V2"))
     assert sync(state_store, bill, fb, "r1") == {"created": 1}
-    (written,) = fb.bill_payments.values()
+    (written,) = fb.bill_payments.rows.values()
     assert written["amount"] == {"amount": "99.90", "code": "CAD"}
 
 

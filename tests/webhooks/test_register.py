@@ -20,11 +20,10 @@ class FakeFreshBooks:
         self.existing = existing or []
         self.refuse = refuse or set()
         self.calls: list[tuple[str, Any]] = []
+        self.callbacks = SimpleNamespace(list=lambda: iter(self.existing), create=self._create_callback)
 
-    def list_callbacks(self):
-        return iter(self.existing)
-
-    def register_callback(self, event, uri):
+    def _create_callback(self, body):
+        event, uri = body["event"], body["uri"]
         if event in self.refuse:
             raise FatalApiError(f"unknown event {event}", system="freshbooks", status=422)
         self.calls.append(("register", event))

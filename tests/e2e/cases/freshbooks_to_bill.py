@@ -118,8 +118,8 @@ CASE = PairCase(
         "payment": {"BILL payment"},  # prefix: the Adobe payment's note
     },
     creates=[
-        ("bill", "POST", r"^/connect/v3/vendors$"),
-        ("bill", "POST", r"^/connect/v3/bills$"),
+        ("bill", "POST", r"^/connect/v3/vendors(/bulk)?$"),
+        ("bill", "POST", r"^/connect/v3/bills(/bulk)?$"),
         ("freshbooks", "POST", r"/bill_payments/bill_payments$"),
     ],
     empty=lambda harness: None,  # the reset sandbox: connected accounts with nothing in them
