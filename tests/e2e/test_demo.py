@@ -31,17 +31,19 @@ def running_demo(tmp_path_factory):
 def test_scheduler_runs_every_integration_dag_then_a_rerun_writes_nothing(running_demo):
     env = running_demo
     control = SandboxControl(env.sandbox_url)
+    runs: dict[str, str] = {}
     for dag_id in demo.INTEGRATION_DAGS:
         run_id, state = demo.run_scheduled(env, dag_id, timeout=900)
         assert state == "success", f"{dag_id} {run_id}"
         assert run_id.startswith("scheduled__")  # the scheduler made it, not a test harness
+        runs[dag_id] = run_id
 
     org = control.state("bill")["organizations"][ORG]
     numbers = [b["invoice"]["invoiceNumber"] for b in org["bills"]]
     assert len(numbers) == len(set(numbers))
     assert {"PFS-1041", "PFS-1042", "ADB-2026-11", "META-88213", "GADS-5521"} <= set(numbers)
     store = StateStore(env.environ()["MLCONNECTOR_STATE_URL"], fernet_keys=[env.environ()["MLCONNECTOR_FERNET_KEY"]])
-    table = demo.summarize(env, "freshbooks_to_bill", run_id)
+    table = demo.summarize(env, "freshbooks_to_bill", runs["freshbooks_to_bill"])
     assert table["bill"]["created"] == 5 and table["bill"]["quarantined"] == 1
     assert table["payment"]["created"] == 1
     (letter,) = store.dead_letters.list(status="open", pair="freshbooks_to_bill")
