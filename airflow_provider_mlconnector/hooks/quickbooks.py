@@ -244,12 +244,19 @@ class QboEntity(Resource["QuickBooksHook"]):
         extra = [f"MetaData.LastUpdatedTime > {QuickBooksHook.quote(_iso(updated_since))}"] if updated_since else []
         return self._listing(filters, where=[*extra, *([where] if where else [])])
 
-    def create(self, body: Mapping[str, Any], *, request_id: str | None = None, **path: Any) -> Record:
-        """Create one; ``request_id`` makes a retried POST replay the first answer."""
+    def create(
+        self, body: Mapping[str, Any], *, request_id: str | None = None, replay: bool = True, **path: Any
+    ) -> Record:
+        """Create one; ``request_id`` makes a retried POST replay the first answer.
+
+        :param replay: retry a lost answer with the same requestid (QuickBooks replays it). False
+            raises ``WriteOutcomeUnknownError`` instead, for callers that look the record up before
+            creating again: a repeated requestid has created duplicates (addendum 2.5).
+        """
         self._allow("create")
         hook = self.hook
         rid = request_id or hook._default_request_id(f"{self.entity.lower()}.create", body)
-        created: Record = hook._post(self.entity.lower(), body, rid)[self.entity]
+        created: Record = hook._post(self.entity.lower(), body, rid, idempotent=replay)[self.entity]
         return created
 
     def update(
@@ -499,12 +506,18 @@ class QuickBooksHook(OAuthHook):
         return self.request_id_for(self.config.realm_id, operation, canonical)
 
     def _post(
-        self, path: str, body: Mapping[str, Any], request_id: str, params: Mapping[str, str] | None = None
+        self,
+        path: str,
+        body: Mapping[str, Any],
+        request_id: str,
+        params: Mapping[str, str] | None = None,
+        *,
+        idempotent: bool = True,
     ) -> Any:
         try:
             # idempotent=True: QuickBooks replays a repeated requestid, so a lost answer is retried.
             return self.client.send_json(
-                "POST", path, params={**(params or {}), "requestid": request_id}, json=body, idempotent=True
+                "POST", path, params={**(params or {}), "requestid": request_id}, json=body, idempotent=idempotent
             )
         except RecordRejectedError as exc:
             if exc.code == STALE_OBJECT and not isinstance(exc, StaleObjectError):
