@@ -197,13 +197,18 @@ class SyncEngine:
             return None
 
     def _letters_to_refetch(self, replay_ids: Iterable[int]) -> list[DeadLetter]:
-        wanted = {int(i) for i in replay_ids}
         letters = self.stream.store.dead_letters
+        # Only this stream's letters: another entity's are flagged when its own plan runs (after
+        # this one may have re-dead-lettered them, so they are not flagged twice).
+        asked = [
+            letter
+            for i in sorted({int(i) for i in replay_ids})
+            if (letter := letters.get(i)) is not None and letter.active and self._is_ours(letter)
+        ]
         if self.run.dry_run:
             # Read-only: show what a replay would do without flagging anything.
-            asked = [letter for i in sorted(wanted) if (letter := letters.get(i)) is not None and letter.active]
-            return [*self.stream.letters_to_replay(), *(a for a in asked if self._is_ours(a))]
-        letters.request_replay(wanted)
+            return [*self.stream.letters_to_replay(), *asked]
+        letters.request_replay([letter.id for letter in asked])
         return self.stream.letters_to_replay()
 
     def _is_ours(self, letter: DeadLetter) -> bool:
