@@ -111,11 +111,14 @@ def test_hook_accepts_named_conn_id_and_host_override(monkeypatch):
     assert hook.extra("store_hash") == "abc"
 
 
-def test_webhook_plugin_is_registered_and_airflow_loads_it():
-    # An `airflow.plugins` entry point (provider-declared plugins load only with eager discovery).
-    (ep,) = [ep for ep in entry_points(group="airflow.plugins") if ep.name == "mlconnector_webhooks"]
-    (app,) = ep.load().fastapi_apps
-    assert app["url_prefix"] == "/mlconnector"
+def test_webhook_and_ui_plugins_are_registered_and_airflow_loads_them():
+    # `airflow.plugins` entry points (provider-declared plugins load only with eager discovery).
+    prefixes = {}
+    for name in ("mlconnector_webhooks", "mlconnector_ui"):
+        (ep,) = [ep for ep in entry_points(group="airflow.plugins") if ep.name == name]
+        (app,) = ep.load().fastapi_apps
+        prefixes[name] = app["url_prefix"]
+    assert prefixes == {"mlconnector_webhooks": "/mlconnector", "mlconnector_ui": "/mlconnector-ui"}
     out = subprocess.run(
         [sys.executable, "-m", "airflow", "plugins", "-o", "json"],
         capture_output=True,
@@ -124,3 +127,4 @@ def test_webhook_plugin_is_registered_and_airflow_loads_it():
         check=True,
     )
     assert "airflow_provider_mlconnector.webhooks.plugin" in out.stdout
+    assert "airflow_provider_mlconnector.ui.plugin" in out.stdout

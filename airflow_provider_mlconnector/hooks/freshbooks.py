@@ -764,7 +764,3 @@ class FreshBooksHook(OAuthHook):
         }
         answer: Record = self.client.send_json("POST", "/auth/api/v1/users/invitation", json=body) or {}
         return answer
-
-    # ------------------------------------------------------------------ superseded by the resources
-    # Still called by pairs/freshbooks_to_bill.py and webhooks/register.py while the engine is being
-    # rewritten; each names its replacement. Delete them once nothing calls them.

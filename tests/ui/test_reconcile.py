@@ -27,11 +27,11 @@ def hooks(sandbox, reset_demo, use_connection, state_store):
 
 def _synced_copy(fb: FreshBooksHook, bill: BillHook, store) -> tuple[str, str]:
     """A FreshBooks bill and a BILL bill of the same total, linked in the ID map as a sync would."""
-    fb_bill = next(b for b in fb.list_bills() if int(b.get("vis_state") or 0) == 0 and b.get("lines"))
-    vendor = next(v for v in bill.list_vendors() if not v.get("archived"))
-    account = next(iter(bill.list_chart_of_accounts()))
+    fb_bill = next(b for b in fb.bills.list() if int(b.get("vis_state") or 0) == 0 and b.get("lines"))
+    vendor = next(v for v in bill.vendors.list() if not v.get("archived"))
+    account = next(iter(bill.chart_of_accounts.list()))
     total = money_amount(fb_bill.get("total_amount") or fb_bill.get("amount"))
-    created = bill.create_bill(
+    created = bill.bills.create(
         {
             "vendorId": vendor["id"],
             "invoice": {"invoiceNumber": f"RECON-{fb_bill['id']}", "invoiceDate": str(fb_bill["issue_date"])},
@@ -51,9 +51,9 @@ def test_a_clean_copy_has_no_drift_and_an_amount_edited_in_bill_is_named(hooks, 
     (bills,) = [e for e in report.entities if e.entity == "bill"]
     assert (bills.checked, bills.drift) == (1, [])
 
-    current = bill.get_bill(target_id)
+    current = bill.bills.get(target_id)
     line = current["billLineItems"][0]
-    bill.update_bill(target_id, {"billLineItems": [{**line, "amount": float(line["amount"]) + 10}]})
+    bill.bills.update(target_id, {"billLineItems": [{**line, "amount": float(line["amount"]) + 10}]})
     (drift,) = reconcile(PAIR, fb, bill, state_store).drift
     assert (drift.source_id, drift.target_id) == (source_id, target_id)
     assert any(p.startswith("amount differs: FreshBooks") for p in drift.problems), drift.problems
