@@ -11,13 +11,16 @@ from airflow_provider_mlconnector.pairs import (
     freshbooks_to_bill,
 )
 
+#: in the order money flows: the pairs that write FreshBooks, then FreshBooks -> BILL (which reads
+#: the bill vendors and bills they made: employees' reimbursements are paid through BILL), then
+#: BILL -> QuickBooks. One pass in this order (``make demo``) leaves nothing for a second to write.
 PAIRS: dict[str, Pair] = {
     pair.name: pair
     for pair in (
-        freshbooks_to_bill.PAIR,
+        bigcommerce_to_freshbooks.PAIR,
         bamboohr_to_freshbooks.PAIR,
         expensify_to_freshbooks.PAIR,
+        freshbooks_to_bill.PAIR,
         bill_to_quickbooks.PAIR,
-        bigcommerce_to_freshbooks.PAIR,
     )
 }

@@ -106,16 +106,16 @@ def create_app(
         entity: str = "",
         kind: str = "",
         status: str = "open",
-        older_than_hours: float | None = None,
+        older_than_hours: str = "",
     ) -> HTMLResponse:
         shown = visible(who)
-        older = timedelta(hours=older_than_hours) if older_than_hours else None
+        older = _age(older_than_hours)
         wanted = oncall.LetterFilter(status or None, pair or None, entity or None, kind or None, older)
         found = [dl for dl in oncall.find_letters(store(), wanted) if dl.pair in shown]
         kinds = sorted({dl.error_kind for dl in store().dead_letters.list()})
         return page(
             request, "letters.html", who, letters=found, wanted=wanted, pairs=shown, kinds=kinds,
-            statuses=[s.value for s in LetterStatus], older_than_hours=older_than_hours or "",
+            statuses=[s.value for s in LetterStatus], older_than_hours=older_than_hours,
         )  # fmt: skip
 
     @app.get("/letters/{letter_id}", response_class=HTMLResponse)
@@ -193,3 +193,13 @@ def _same_origin(request: Request) -> None:
 def _back(request: Request, letter_id: int, **message: str) -> RedirectResponse:
     root = request.scope.get("root_path", "")
     return RedirectResponse(f"{root}/letters/{letter_id}?{urlencode(message)}", status_code=303)
+
+
+def _age(hours: str) -> timedelta | None:
+    """The filter's "older than" field; a browser sends it empty (``older_than_hours=``) when unset."""
+    if not hours.strip():
+        return None
+    try:
+        return timedelta(hours=float(hours))
+    except ValueError:
+        raise HTTPException(400, f"older_than_hours must be a number of hours, not {hours!r}") from None

@@ -165,3 +165,16 @@ def test_history_finds_a_record_by_its_target_id_with_its_id_map_row(client, sto
     store.audit.record(AuditEvent(PAIR, "bill", "created", "freshbooks", "BRT", "7101", "bill", "008ORG", "00n1"))
     page = client.get("/history", params={"record_id": "00n1"}, headers={"user": "viewer"}).text
     assert "BRT / 7101" in page and "008ORG / 00n1" in page and "created" in page
+
+
+def test_the_filter_form_as_a_browser_submits_it_with_empty_fields(client, letters):
+    """The form sends every field, the empty ones as ``name=``: no field may refuse an empty value."""
+    form = {"pair": "", "entity": "", "kind": "unmapped_account", "status": "open", "older_than_hours": ""}
+    answer = client.get("/letters", params=form, headers={"user": "viewer"})
+    assert answer.status_code == 200, answer.text
+    assert "7106" in answer.text and "unknown country" not in answer.text
+
+
+def test_an_age_that_is_not_a_number_is_named(client, letters):
+    answer = client.get("/letters", params={"older_than_hours": "soon"}, headers={"user": "viewer"})
+    assert answer.status_code == 400 and "older_than_hours" in answer.text
