@@ -2,7 +2,8 @@
 
 Per entity, in ``after`` order: ``plan_<entity>s`` (read, decide, settle what needs no write) ->
 ``upsert_<entity>s`` (mapped, one per batch of records to write: none on a quiet run); a
-``summary`` task at the end reports every entity and moves the watermarks. Pools, slots and
+``summary`` task at the end reports every entity, moves the watermarks and, when the run asks
+(``{"reconcile": true}``) and the pair declares how, reconciles (:mod:`.reconcile`). Pools, slots and
 parallel writers come from the hook classes (BILL: the ``bill_api`` pool, 3 slots, 3 writers);
 connection ids from ``MLCONNECTOR_<SYSTEM>_CONN_ID`` (default ``<system>_default``); the schedule
 from ``MLCONNECTOR_<PAIR>_SCHEDULE``. An entity with nothing to write maps zero upserts, and what
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import DAG, Param
 
+from airflow_provider_mlconnector.operators.reconcile import RECONCILE_PARAM, reconcilable
 from airflow_provider_mlconnector.operators.retry_policy import sync_retry_policy
 from airflow_provider_mlconnector.operators.sync import PlanOperator, SyncSummaryOperator, UpsertOperator
 
@@ -66,7 +68,7 @@ def sync_dag(pair: Pair, *, schedule: str | None, tags: Sequence[str] = (), **da
         max_active_runs=1,
         tags=["mlconnector", pair.source.conn_type, pair.target.conn_type, *tags],
         doc_md=pair.doc,
-        params=PARAMS,
+        params={**PARAMS, **RECONCILE_PARAM} if reconcilable(pair) else PARAMS,
         default_args={**DEFAULT_ARGS, "retry_policy": sync_retry_policy()},
         **dag_kwargs,
     ) as dag:
@@ -78,7 +80,9 @@ def sync_dag(pair: Pair, *, schedule: str | None, tags: Sequence[str] = (), **da
                 ends[upstream] >> plan
             ends[entity.name] = upsert
             streams[entity.name] = (plan.task_id, upsert.task_id)
-        summary = SyncSummaryOperator(task_id="summary", pair=pair.name, streams=streams)
+        summary = SyncSummaryOperator(
+            task_id="summary", pair=pair.name, streams=streams, reconcile=connections if reconcilable(pair) else None
+        )
         list(ends.values()) >> summary
     return dag
 

@@ -9,39 +9,40 @@ ID-map or dead-letter change. Accountants run it before month-end close.
 An entity opts in by declaring ``reconcile=Reconciliation(fetch_target=..., compare=...)``;
 retired records (archived, voided or deleted on purpose) are counted, not compared.
 
-Where it runs: the pair's own DAG, as the last task, when triggered with ``{"reconcile": true}``
-(param default False), e.g. ``airflow dags trigger freshbooks_to_bill -c '{"reconcile": true}'``.
-Same DAG, after the sync, because the DAG has ``max_active_runs=1``: no sync run writes while
+Where it runs: the pair's own DAG, in its ``summary`` task once every stream succeeded, when the
+run is triggered with ``{"reconcile": true}`` (param default False), e.g. ``airflow dags trigger
+freshbooks_to_bill -c '{"reconcile": true}'``; the report is the summary's ``reconcile`` XCom. In
+the summary rather than a task of its own so that an ordinary run starts no worker for it. Same
+DAG, after the sync, because the DAG has ``max_active_runs=1``: no sync run writes while
 it compares, so a record half-written by a concurrent run is never reported as drift (a DAG on
 its own schedule would race the sync). It costs two reads per synced record, which is why it is
 opt-in rather than hourly. ``mlconnector-state reconcile <pair>`` runs the same check from a
-shell and the ML Connector page shows the latest task result.
+shell and the ML Connector page shows the latest report.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator, Param
+from airflow.sdk import Param
 
 from airflow_provider_mlconnector.exceptions import NotFoundError
 from airflow_provider_mlconnector.operators.pair import Entity, Hook, Pair, Record
 from airflow_provider_mlconnector.state.id_map import MappingStatus
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
-
     from airflow_provider_mlconnector.hooks.base import MLConnectorHook
     from airflow_provider_mlconnector.state import StateStore
 
 log = logging.getLogger(__name__)
 
-TASK_ID = "reconcile"
-#: add to the DAG's params: ``params={**PARAMS, **RECONCILE_PARAM}``.
+#: the ``summary`` task's XCom key holding the report (a :class:`ReconcileReport` as a dict).
+RECONCILE_KEY = "reconcile"
+#: the DAG's param (added by sync_dag when the pair has reconcilable entities).
 RECONCILE_PARAM = {
     "reconcile": Param(
         False, type="boolean", description="After the sync, compare every synced record in both systems (reads only)."
@@ -183,31 +184,6 @@ def format_report(report: ReconcileReport) -> str:
     return "\n".join(lines) or f"{report.pair}: no entity declares how to reconcile it"
 
 
-class ReconcileOperator(BaseOperator):
-    """The ``reconcile`` task of a pair's DAG: runs :func:`reconcile` when the run's ``reconcile``
-    param is true (skipped otherwise); its XCom is the report, shown on the ML Connector page.
-
-    :param pair: the integration's name, a key of :data:`~airflow_provider_mlconnector.pairs.PAIRS`.
-    """
-
-    template_fields: Sequence[str] = ("source_conn_id", "target_conn_id")
-    ui_color = "#fdf3e1"
-
-    def __init__(self, *, pair: str, source_conn_id: str, target_conn_id: str, **kwargs: Any) -> None:
-        kwargs.setdefault("trigger_rule", "all_done")  # a month-end report even when a batch failed
-        super().__init__(**kwargs)
-        self.pair = pair
-        self.source_conn_id = source_conn_id
-        self.target_conn_id = target_conn_id
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowSkipException
-
-        if not (context.get("params") or {}).get("reconcile"):
-            raise AirflowSkipException("reconcile param is false (trigger with {'reconcile': true})")
-        return run_reconcile(self.pair, self.source_conn_id, self.target_conn_id).as_dict()
-
-
 def run_reconcile(
     pair_name: str, source_conn_id: str, target_conn_id: str, store: StateStore | None = None
 ) -> ReconcileReport:
@@ -225,24 +201,15 @@ def run_reconcile(
     return reconcile(PAIRS[pair_name], source, target, store)
 
 
-def reconcile_operator(pair: Pair, *, source_conn_id: str, target_conn_id: str) -> ReconcileOperator:
-    """The task :func:`~.dag.sync_dag` adds last: ``summary >> reconcile_operator(pair, **connections)``."""
-    return ReconcileOperator(
-        task_id=TASK_ID, pair=pair.name, source_conn_id=source_conn_id, target_conn_id=target_conn_id
-    )
-
-
 __all__ = [
+    "RECONCILE_KEY",
     "RECONCILE_PARAM",
-    "TASK_ID",
     "Drift",
     "EntityReport",
-    "ReconcileOperator",
     "ReconcileReport",
     "Reconciliation",
     "format_report",
     "reconcilable",
     "reconcile",
-    "reconcile_operator",
     "run_reconcile",
 ]

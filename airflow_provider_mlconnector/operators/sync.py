@@ -29,6 +29,7 @@ from airflow_provider_mlconnector.operators.engine import (
     decisions_from_xcom,
     decisions_to_xcom,
 )
+from airflow_provider_mlconnector.operators.reconcile import RECONCILE_KEY, run_reconcile
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -217,13 +218,24 @@ class SyncSummaryOperator(BaseOperator):
 
     :param pair: the integration.
     :param streams: entity -> (plan task id, upsert task id).
+    :param reconcile: ``source_conn_id`` and ``target_conn_id`` when the pair can be reconciled:
+        a run triggered with ``{"reconcile": true}`` then reconciles once every stream succeeded,
+        the report in XCom key ``reconcile``.
     """
 
-    def __init__(self, *, pair: str, streams: Mapping[str, tuple[str, str]], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        pair: str,
+        streams: Mapping[str, tuple[str, str]],
+        reconcile: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> None:
         kwargs.setdefault("trigger_rule", "all_done")
         super().__init__(**kwargs)
         self.pair = pair
         self.streams = dict(streams)
+        self.reconcile = dict(reconcile) if reconcile else None
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_mlconnector.state import get_state_store
@@ -248,6 +260,9 @@ class SyncSummaryOperator(BaseOperator):
         log.info("%s summary:\n%s", self.pair, format_summary(summary))
         if failed:
             raise SyncIncompleteError(f"streams with failed batches: {', '.join(failed)}")
+        if self.reconcile and (context.get("params") or {}).get("reconcile"):
+            report = run_reconcile(self.pair, self.reconcile["source_conn_id"], self.reconcile["target_conn_id"], store)
+            ti.xcom_push(key=RECONCILE_KEY, value=report.as_dict())
         return {"pair": self.pair, "entities": summary, "dead_letters_open": _open_letters(store, self.pair)}
 
 

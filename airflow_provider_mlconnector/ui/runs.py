@@ -1,4 +1,4 @@
-"""The pairs' DAG runs and their ``summary`` / ``reconcile`` results, read from Airflow's database.
+"""The pairs' DAG runs and their ``summary`` XComs (counts; the reconciliation when asked), from Airflow's DB.
 
 The page runs inside the API server, which owns the metadata database; reading it directly is
 one query per pair instead of a REST round trip carrying the user's token.
@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from airflow_provider_mlconnector.operators.reconcile import RECONCILE_KEY
+
 
 @dataclass(frozen=True)
 class RunView:
@@ -17,7 +19,7 @@ class RunView:
     state: str
     started: datetime | None
     summary: dict[str, Any] | None  # the summary task's XCom: {"entities": {entity: counts}, ...}
-    reconcile: dict[str, Any] | None  # the reconcile task's XCom (a ReconcileReport), when it ran
+    reconcile: dict[str, Any] | None  # the summary's ``reconcile`` XCom (a ReconcileReport), when asked
 
 
 class Runs(Protocol):
@@ -25,7 +27,7 @@ class Runs(Protocol):
 
 
 class AirflowRuns:
-    """:class:`Runs` from the metadata database (DagRun + XCom ``return_value``)."""
+    """:class:`Runs` from the metadata database (DagRun + the summary task's XComs)."""
 
     def last_runs(self, dag_id: str, limit: int) -> list[RunView]:
         from airflow.models.dagrun import DagRun
@@ -43,21 +45,21 @@ class AirflowRuns:
             values: dict[tuple[int, str], Any] = {}
             if runs:
                 rows = session.execute(
-                    select(XComModel.dag_run_id, XComModel.task_id, XComModel.value).where(
+                    select(XComModel.dag_run_id, XComModel.key, XComModel.value).where(
                         XComModel.dag_run_id.in_([r.id for r in runs]),
-                        XComModel.task_id.in_(("summary", "reconcile")),
-                        XComModel.key == "return_value",
+                        XComModel.task_id == "summary",
+                        XComModel.key.in_(("return_value", RECONCILE_KEY)),
                         XComModel.map_index == -1,
                     )
                 ).all()
-                values = {(row.dag_run_id, row.task_id): XComModel.deserialize_value(row) for row in rows}
+                values = {(row.dag_run_id, row.key): XComModel.deserialize_value(row) for row in rows}
         return [
             RunView(
                 r.run_id,
                 str(getattr(r.state, "value", r.state)),
                 r.start_date,
-                _dict(values.get((r.id, "summary"))),
-                _dict(values.get((r.id, "reconcile"))),
+                _dict(values.get((r.id, "return_value"))),
+                _dict(values.get((r.id, RECONCILE_KEY))),
             )
             for r in runs
         ]

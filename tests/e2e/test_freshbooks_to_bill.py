@@ -82,3 +82,20 @@ def test_expiring_session_and_token_mid_run_are_absorbed(harness):
     assert oauth["unused_refresh_tokens"] == before["unused_refresh_tokens"]
     sessions = [r for r in harness.control.requests("bill") if r["route"] == "/connect/v3/login"]
     assert len(sessions) == 2  # the first login, and one re-login after the session expired
+
+
+def test_a_run_asked_to_reconcile_names_an_amount_edited_in_bill(harness):
+    """``airflow dags trigger freshbooks_to_bill -c '{"reconcile": true}'``: the summary compares
+    every synced bill in both systems; an ordinary run does not."""
+    ordinary = harness.run_dag("freshbooks_to_bill")
+    assert_succeeded(ordinary)
+    assert "reconciliation:" not in ordinary
+    synced = bills_by_number(harness)["PFS-1041"][0]
+    with harness.hook("bill") as bill:
+        line = bill.bills.get(synced["id"])["billLineItems"][0]
+        bill.bills.update(synced["id"], {"billLineItems": [{**line, "amount": float(line["amount"]) + 10}]})
+    asked = harness.run_dag("freshbooks_to_bill", conf={"reconcile": True})
+    assert_succeeded(asked)
+    report = asked[asked.index("freshbooks_to_bill reconciliation:") :]
+    assert f"-> {synced['id']}: amount differs: FreshBooks" in report, report[:3000]
+    assert "bill: 6 compared (freshbooks -> bill), 1 with drift" in report, report[:3000]
