@@ -51,6 +51,7 @@ from airflow_provider_mlconnector.hooks.bill import BULK_BILLS_LIMIT, BULK_VENDO
 from airflow_provider_mlconnector.hooks.freshbooks import FreshBooksHook
 from airflow_provider_mlconnector.operators.pair import Ctx, Entity, Outcome, Pair, Record, Retire, Skip
 from airflow_provider_mlconnector.operators.reconcile import Reconciliation
+from airflow_provider_mlconnector.pairs import people
 from airflow_provider_mlconnector.pairs.countries import iso_country
 
 if TYPE_CHECKING:
@@ -174,17 +175,36 @@ def vendor_payload(vendor: Record, ctx: Ctx) -> Outcome:
         "billCurrency": vendor.get("currency_code"),
     }
     payload.update({k: v for k, v in optional.items() if v})
-    if vendor.get("street") or vendor.get("city"):
-        address = {
-            "line1": vendor.get("street") or "",
-            "line2": vendor.get("street2") or None,
-            "city": vendor.get("city") or "",
-            "stateOrProvince": vendor.get("province") or "",
-            "zipOrPostalCode": vendor.get("postal_code") or "",
-            "country": iso_country(vendor.get("country")),
-        }
-        payload["address"] = {k: v for k, v in address.items() if v is not None}
+    if not (vendor.get("street") or vendor.get("city")):
+        if ctx.mapped:
+            return payload  # an update leaves BILL's address as it is
+        return _without_address(vendor)
+    address = {
+        "line1": vendor.get("street") or "",
+        "line2": vendor.get("street2") or None,
+        "city": vendor.get("city") or "",
+        "stateOrProvince": vendor.get("province") or "",
+        "zipOrPostalCode": vendor.get("postal_code") or "",
+        "country": iso_country(vendor.get("country")),
+    }
+    payload["address"] = {k: v for k, v in address.items() if v is not None}
     return payload
+
+
+def _without_address(vendor: Record) -> Skip:
+    """BILL creates no vendor without a mailing address: say so before spending a call on it.
+
+    Employees that the Expensify and BambooHR pairs keep as FreshBooks bill vendors have none (their
+    home address is not synced); they are skipped until someone adds one, not dead-lettered: most
+    are never paid through BILL. A supplier without one is a letter: its bills cannot be paid.
+    """
+    if people.is_person_vendor(vendor):
+        return Skip("employee without a mailing address in FreshBooks; BILL needs one to create the vendor")
+    raise MappingError(
+        "FreshBooks vendor has no mailing address and BILL requires one to create a vendor: "
+        "add the street, city, postal code and country in FreshBooks",
+        kind="validation",
+    )
 
 
 def vendor_key(vendor: Record, payload: Record) -> str:

@@ -75,6 +75,11 @@ def display_name(email: str, first_name: str = "", last_name: str = "") -> str:
     return " ".join(p.capitalize() for p in parts) or email
 
 
+def is_person_vendor(vendor: Mapping[str, Any]) -> bool:
+    """Whether a FreshBooks bill vendor is a person kept by these pairs (its note, role suffix aside)."""
+    return str(vendor.get("note") or "").startswith(PERSON_NOTE)
+
+
 def person_vendor_payload(
     email: str,
     *,
@@ -165,6 +170,7 @@ __all__ = [
     "display_name",
     "find_person_vendor",
     "index_person_vendors",
+    "is_person_vendor",
     "person_key",
     "person_vendor_payload",
     "person_vendors_by_key",
