@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import subprocess
 import sys
 from collections import Counter
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote
@@ -39,7 +42,13 @@ from airflow_provider_mlconnector.demo import (
     trigger_and_wait,
     wait_until_parsed,
 )
+from airflow_provider_mlconnector.hooks.bill import BULK_BILLS_LIMIT, BULK_VENDORS_LIMIT, BillHook
+from airflow_provider_mlconnector.hooks.freshbooks import FreshBooksHook
 from airflow_provider_mlconnector.sandbox.server import SandboxControl
+from airflow_provider_mlconnector.state.store import get_state_store
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import hand_written_freshbooks_to_bill as peer
 
 ROOT = Path(__file__).resolve().parents[1]
 DAG_ID = "freshbooks_to_bill"
@@ -107,11 +116,37 @@ def rerun(env: DemoEnv, control: SandboxControl, dag_id: str = DAG_ID) -> tuple[
     return run_duration(env, "bench_rerun", dag_id), state, Counter(control.request_counts())
 
 
+def hand_written(env: DemoEnv, control: SandboxControl) -> peer.PeerRun:
+    """The peer's pass over the same data, through the same sandbox, with its calls counted."""
+    os.environ.update(env.environ())
+    for system, conn in control.connections().items():
+        os.environ[f"AIRFLOW_CONN_{system.upper()}_DEFAULT"] = json.dumps(conn)
+    store = get_state_store()
+    control.clear_requests()
+    freshbooks = FreshBooksHook("freshbooks_default", state_store=store)
+    result = peer.run(freshbooks, BillHook("bill_default", state_store=store))
+    calls = Counter(control.request_counts())
+    result.calls = sum(calls.values())
+    result.bill_calls = sum(v for k, v in calls.items() if k.startswith("bill "))
+    return result
+
+
+def lower_bound_s(vendors: int, bills: int, latency_ms: float, per_record_ms: float) -> float:
+    """The fastest BILL allows: every vendor and bill created in full bulk calls, 3 at a time.
+
+    A bulk call costs the per-call latency plus ``per_record_ms`` for each record in it, so a bulk
+    of 100 bills at 50 ms + 5 ms per record takes 550 ms: bulk is cheaper, not free.
+    """
+    calls = math.ceil(vendors / BULK_VENDORS_LIMIT) + math.ceil(bills / BULK_BILLS_LIMIT)
+    return (calls * latency_ms + (vendors + bills) * per_record_ms) / 1000 / BILL_CONCURRENCY
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--bills", type=int, default=1000)
     parser.add_argument("--vendors", type=int, default=100)
     parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument("--per-record-ms", type=float, default=5.0, help="extra latency per record of a bulk call")
     parser.add_argument("--home", type=Path, default=ROOT / ".bench")
     args = parser.parse_args()
 
@@ -124,9 +159,13 @@ def main() -> int:
         control.seed_demo()  # BILL's chart of accounts and the demo vendors
         control.generate({"freshbooks": {"bill_vendors": args.vendors, "bills": args.bills}})
         for system in ("freshbooks", "bill"):
-            control.latency(system, args.latency_ms)
+            control.latency(system, args.latency_ms, per_record_ms=args.per_record_ms)
         wait_until_parsed(env, [DAG_ID])
 
+        # The peer first, on a fresh BILL; then BILL back to its demo state, and the DAG.
+        peer_first, peer_rerun = hand_written(env, control), hand_written(env, control)
+        control.reset("bill")
+        control.seed_demo("bill")
         run_id, first, state1, calls1 = first_run(env, control)
         second, state2, calls2 = rerun(env, control)
         peaks = peak_memory(env, run_id)
@@ -134,25 +173,30 @@ def main() -> int:
         stop(env)
 
     bill_calls = sum(v for k, v in calls1.items() if k.startswith("bill "))
-    bill_writes = sum(v for k, v in calls1.items() if k.startswith("bill POST /connect/v3/") and "login" not in k)
-    # The physical limit: every vendor and bill that must exist in BILL costs one create, BILL runs
-    # at most 3 at a time, and each takes the injected latency. Records the sync rightly refuses
-    # (an unmapped GL account) cost nothing, so the bound counts the creates that were needed.
-    minimum_calls = bill_writes
-    lower_bound = minimum_calls * args.latency_ms / 1000 / BILL_CONCURRENCY
+    # What must exist in BILL: what the peer created on a fresh BILL (the same data, the same rules).
+    created = {"vendors": peer_first.vendors["created"], "bills": peer_first.bills["created"]}
+    lower_bound = lower_bound_s(created["vendors"], created["bills"], args.latency_ms, args.per_record_ms)
     report = {
         "bills": args.bills,
         "vendors": args.vendors,
         "latency_ms": args.latency_ms,
+        "per_record_ms": args.per_record_ms,
         "first_run": {"state": state1, "wall_s": round(first, 1)},
         "no_change_rerun": {"state": state2, "wall_s": round(second, 1), "calls": dict(calls2)},
         "calls_per_endpoint": dict(sorted(calls1.items())),
         "bill_calls": bill_calls,
-        "bill_writes": bill_writes,
+        "bill_calls_per_created_bill": round(bill_calls / max(1, created["bills"]), 3),
         "calls_per_record": round(sum(calls1.values()) / max(1, args.bills), 2),
-        "minimum_bill_calls": minimum_calls,
+        "bill_creates_needed": created,
         "lower_bound_s": round(lower_bound, 1),
         "ratio_to_lower_bound": round(first / lower_bound, 2) if lower_bound else None,
+        "hand_written": {"first_run": asdict(peer_first), "rerun": asdict(peer_rerun)},
+        "ratio_to_hand_written": {
+            "first_run_wall": round(first / peer_first.wall_s, 2),
+            "rerun_wall": round(second / peer_rerun.wall_s, 2),
+            "first_run_calls": round(sum(calls1.values()) / peer_first.calls, 2),
+            "first_run_bill_calls": round(bill_calls / peer_first.bill_calls, 2),
+        },
         "dag_parse_s": round(parse_time(), 3),
         "peak_rss_mb_per_task": peaks,
     }

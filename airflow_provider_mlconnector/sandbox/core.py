@@ -8,7 +8,7 @@ latency and fault injection, and serves the control plane under ``/_sandbox``:
 ==========================================  =====================================================
 ``POST /_sandbox/reset[?system=S]``           empty state and default switches (all systems,
                                               or one); a full reset also rewinds the clock
-``POST /_sandbox/seed``                       ``{"demo": true}`` | ``{"fixtures": {S: {...}}}`` |
+``POST /_sandbox/seed``                       ``{"demo": true | [S, ...]}`` | ``{"fixtures": {S: {...}}}`` |
                                               ``{"generate": {S: {entity: N}}}``
 ``POST /_sandbox/faults``                     ``{"system", "kind", "count"=1, "method"?, "path"?,
                                               "hold_seconds"?}``; kinds: ``429``, ``500``,
@@ -18,7 +18,9 @@ latency and fault injection, and serves the control plane under ``/_sandbox``:
                                               ``corrupt_row`` (the list answer's first row has
                                               ``field`` set to ``value``; ``value`` absent = deleted)
 ``DELETE /_sandbox/faults``                   forget pending faults
-``POST /_sandbox/latency``                    ``{"system", "ms"}`` added to every call
+``POST /_sandbox/latency``                    ``{"system", "ms", "per_record_ms"=0}``: ``ms`` added
+                                              to every call, ``per_record_ms`` more per record a
+                                              bulk or batch call carries (bulk is not free)
 ``POST /_sandbox/clock/advance``              ``{"seconds"}`` fast-forwards expiries
 ``GET /_sandbox/requests[?system=S]``         the request log; ``/requests/counts`` per route
 ``DELETE /_sandbox/requests``                 clear the log
@@ -225,6 +227,7 @@ class SandboxContext:
     log: RequestLog = field(default_factory=RequestLog)
     webhooks: WebhookSender = field(default_factory=WebhookSender)
     latency_ms: dict[str, float] = field(default_factory=dict)
+    per_record_ms: dict[str, float] = field(default_factory=dict)
 
 
 class SystemSandbox:
@@ -290,6 +293,12 @@ class SystemSandbox:
     # --- helpers for subclasses -----------------------------------------------------------
     def now(self) -> float:
         return self.ctx.clock.now()
+
+    async def charge_records(self, count: int) -> None:
+        """A bulk or batch call's extra latency: ``per_record_ms`` for each record it carries."""
+        per_record = self.ctx.per_record_ms.get(self.name, 0.0)
+        if per_record and count:
+            await asyncio.sleep(per_record * count / 1000)
 
     def send_webhook(self, url: str, body: bytes, headers: dict[str, str]) -> None:
         self.ctx.webhooks.send(self.name, url, body, headers)
@@ -463,10 +472,13 @@ class Sandbox:
             self.ctx.faults.clear()
             self.ctx.log.clear()
             self.ctx.latency_ms.clear()
+            self.ctx.per_record_ms.clear()
 
     def seed(self, body: dict[str, Any]) -> None:
-        if body.get("demo"):
-            for emulator in self.systems.values():
+        if demo := body.get("demo"):
+            for name, emulator in self.systems.items():
+                if demo is not True and name not in demo:
+                    continue
                 with emulator.lock:
                     emulator.seed(emulator.demo_fixture())
         for name, fixture in (body.get("fixtures") or {}).items():
@@ -510,7 +522,9 @@ class Sandbox:
 
         async def latency(request: Request) -> Response:
             body = await request.json()
-            self.ctx.latency_ms[self._system(body["system"]).name] = float(body["ms"])
+            name = self._system(body["system"]).name
+            self.ctx.latency_ms[name] = float(body["ms"])
+            self.ctx.per_record_ms[name] = float(body.get("per_record_ms") or 0.0)
             return ok()
 
         async def clock(request: Request) -> Response:

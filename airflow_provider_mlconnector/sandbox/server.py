@@ -81,8 +81,9 @@ class SandboxControl:
     def reset(self, system: str | None = None) -> None:
         self._call("POST", "/reset", params={"system": system} if system else None)
 
-    def seed_demo(self) -> None:
-        self._call("POST", "/seed", {"demo": True})
+    def seed_demo(self, *systems: str) -> None:
+        """The demo story's data, in every system or only in ``systems``."""
+        self._call("POST", "/seed", {"demo": list(systems) or True})
 
     def seed(self, fixtures: dict[str, Any]) -> None:
         self._call("POST", "/seed", {"fixtures": fixtures})
@@ -96,8 +97,8 @@ class SandboxControl:
     def clear_faults(self) -> None:
         self._call("DELETE", "/faults")
 
-    def latency(self, system: str, ms: float) -> None:
-        self._call("POST", "/latency", {"system": system, "ms": ms})
+    def latency(self, system: str, ms: float, per_record_ms: float = 0.0) -> None:
+        self._call("POST", "/latency", {"system": system, "ms": ms, "per_record_ms": per_record_ms})
 
     def advance_clock(self, seconds: float) -> None:
         self._call("POST", "/clock/advance", {"seconds": seconds})

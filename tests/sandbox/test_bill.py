@@ -531,6 +531,20 @@ def test_bulk_bills_are_all_or_nothing(sandbox, bill):
     assert len(state(sandbox)["bills"]) == DEMO_BILLS
 
 
+def test_a_bulk_call_costs_its_latency_plus_a_per_record_cost(sandbox, bill):
+    import time
+
+    sandbox.control.latency("bill", 10, per_record_ms=20)
+    started = time.monotonic()
+    assert bill.post("/bills/bulk", [bill_body(number=f"PR-{i}") for i in range(10)]).status_code == 201
+    bulk = time.monotonic() - started
+    started = time.monotonic()
+    assert bill.post("/bills", bill_body(number="PR-single")).status_code == 201
+    single = time.monotonic() - started
+    assert bulk >= 0.01 + 10 * 0.02
+    assert single < 0.01 + 10 * 0.02  # one record: the per-call latency, not the bulk charge
+
+
 def test_patch_put_archive_bill(sandbox, bill):
     created = bill.post("/bills", bill_body(amounts=(100,))).json()
     patched = bill.call("PATCH", f"/bills/{created['id']}", json={"invoice": {"invoiceNumber": "INV-1b"}}).json()

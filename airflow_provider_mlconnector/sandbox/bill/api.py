@@ -132,6 +132,7 @@ def build_routes(sb: BillSandbox) -> list[BaseRoute]:
 
     async def bulk_vendors(request: Request, session: Session) -> Response:
         body = await read_body(request)
+        await sb.charge_records(len(body) if isinstance(body, list) else 0)
         with sb.lock:
             vendors = backend.bulk_create_vendors(backend.org(session), body)
             return respond([render_vendor(v) for v in vendors], created())
@@ -166,6 +167,7 @@ def build_routes(sb: BillSandbox) -> list[BaseRoute]:
 
     async def bulk_bills(request: Request, session: Session) -> Response:
         body = await read_body(request)
+        await sb.charge_records(len(body) if isinstance(body, list) else 0)
         with sb.lock:
             bills = backend.bulk_create_bills(backend.org(session), body, session)
             return respond([render_bill(b) for b in bills], created())
