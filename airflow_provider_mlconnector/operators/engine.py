@@ -428,28 +428,43 @@ class SyncEngine:
         try:
             with fenced(lambda: self._all_ours(chunk)):
                 created = self.entity.create_many(self.writer, [d.payload or {} for d, _ in chunk])
-        except ClaimLostError:
-            return self._without_lost_claims(chunk)
-        except RecordError as exc:
-            return self._split_refused(chunk, exc)
-        except AuthError:
-            raise
-        except (WriteOutcomeUnknownError, FatalApiError) as exc:
-            # Some, all or none may be committed: each record goes through the lookup protocol.
-            return self._confirm_each(chunk, exc)
-        except RetryableApiError:
-            for decision, token in chunk:
-                self.stream.abandon(decision.source_id, owner=token)
-            return [("retry_later", d.source_id) for d, _ in chunk]
+        except (ClaimLostError, RecordError, ApiError) as exc:
+            return self._bulk_failed(chunk, exc)
         if len(created) != len(chunk):
             unknown = WriteOutcomeUnknownError(
                 f"bulk create answered {len(created)} records for {len(chunk)}", system=self.stream.target_system
             )
             return self._confirm_each(chunk, unknown)
-        return [
-            self._guarded(d, partial(self._completed, d, t, self.entity.target_id(r), {"bulk": True}))
-            for (d, t), r in zip(chunk, created, strict=True)
-        ]
+        outcomes: list[tuple[str, str | None]] = []
+        for (decision, token), answer in zip(chunk, created, strict=True):
+            if isinstance(answer, (RecordError, ApiError)):
+                # That record's own answer (QuickBooks' batch answers each item apart).
+                outcomes += self._bulk_failed([(decision, token)], answer)
+                continue
+            target_id = self.entity.target_id(answer)
+            outcomes.append(
+                self._guarded(decision, partial(self._completed, decision, token, target_id, {"bulk": True}))
+            )
+        return outcomes
+
+    def _bulk_failed(
+        self, chunk: list[tuple[Decision, str]], exc: ClaimLostError | RecordError | ApiError
+    ) -> list[tuple[str, str | None]]:
+        """What a refused, lost or throttled bulk call (or one item of it) means for its records."""
+        if isinstance(exc, ClaimLostError):
+            return self._without_lost_claims(chunk)
+        if isinstance(exc, RecordError):
+            return self._split_refused(chunk, exc)
+        if isinstance(exc, AuthError):
+            raise exc
+        if isinstance(exc, (WriteOutcomeUnknownError, FatalApiError)):
+            # Some, all or none may be committed: each record goes through the lookup protocol.
+            return self._confirm_each(chunk, exc)
+        if isinstance(exc, RetryableApiError):
+            for decision, token in chunk:
+                self.stream.abandon(decision.source_id, owner=token)
+            return [("retry_later", d.source_id) for d, _ in chunk]
+        raise exc
 
     def _confirm_each(self, chunk: list[tuple[Decision, str]], exc: ApiError) -> list[tuple[str, str | None]]:
         return [self._guarded(d, partial(self._confirm_after_unknown, d, t, exc)) for d, t in chunk]

@@ -31,11 +31,11 @@ that record as ``malformed``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_mlconnector.exceptions import NotLinkedYetError
+from airflow_provider_mlconnector.exceptions import ApiError, NotLinkedYetError, RecordError
 
 if TYPE_CHECKING:
     from airflow_provider_mlconnector.hooks.base import MLConnectorHook
@@ -80,9 +80,11 @@ class Entity:
     :param find: the target record with this natural key: ``(target_hook, key) -> record | None``.
     :param create: ``(target_hook, payload) -> created record``.
     :param create_many: optional bulk create ``(target_hook, payloads) -> created records`` in
-        the same order, all or nothing (BILL's bulk endpoints); used for up to ``bulk_limit``
-        records per call. A refused call is halved until the refused record stands alone; a lost
-        answer sends every record of the call through the lookup-before-create protocol.
+        the same order; used for up to ``bulk_limit`` records per call. All or nothing (BILL's
+        bulk endpoints): a refused call is halved until the refused record stands alone. Item by
+        item (QuickBooks' batch): an item's answer may be its own error instead of a record, and
+        only that record is dead-lettered (or looked up, or retried). A lost answer sends every
+        record of the call through the lookup-before-create protocol.
     :param update: ``(target_hook, target_id, payload)``; raise ``RecordError`` (kind
         ``manual_reconciliation``) when the target no longer allows it (a paid bill).
     :param retire: ``(target_hook, target_id)``: archive / void / delete; ``None`` when the
@@ -107,7 +109,7 @@ class Entity:
     create: Callable[[Hook, Record], Record]
     update: Callable[[Hook, str, Record], object]
     retire: Callable[[Hook, str], object] | None = None
-    create_many: Callable[[Hook, list[Record]], list[Record]] | None = None
+    create_many: Callable[[Hook, list[Record]], Sequence[Record | RecordError | ApiError]] | None = None
     bulk_limit: int = 1
     index: Callable[[Hook, list[Record]], Mapping[str, Record]] | None = None
     prepare: Callable[[Hook, Hook], Any] | None = None

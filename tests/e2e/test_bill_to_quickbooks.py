@@ -21,7 +21,12 @@ def realm(harness) -> dict:
 
 
 def test_a_paid_bill_closes_its_purchase_order_and_an_edit_in_quickbooks_is_reported(harness):
+    harness.control.clear_requests()
     assert "summary" in harness.run_dag(PAIR)
+    creates = harness.control.request_counts("quickbooks")
+    # Vendors, then purchase orders, each in one batch call (up to 30 creates per call).
+    assert creates.get("quickbooks POST /v3/company/{realm}/batch") == 2, creates
+    assert "quickbooks POST /v3/company/{realm}/vendor" not in creates
     orders = {p["DocNumber"]: p for p in realm(harness)["PurchaseOrder"]}
     assert orders["CLH-3301"]["POStatus"] == "Open"
 

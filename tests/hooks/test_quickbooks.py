@@ -549,3 +549,36 @@ def test_a_create_without_replay_reports_a_lost_answer_instead_of_resending_it(r
     with pytest.raises(WriteOutcomeUnknownError):
         make_hook().vendors.create({"DisplayName": "Cloudline Hosting"}, replay=False)
     assert counts(running)["quickbooks POST /v3/company/{realm}/vendor"] == 1  # sent once, committed once
+
+
+def test_a_batch_create_answers_each_body_in_order_whatever_order_quickbooks_answers_in(running, make_hook):
+    bodies = [{"DisplayName": "Batch One"}, {"DisplayName": "Dana Whitfield"}, {"DisplayName": "Batch Three"}]
+    one, refused, three = make_hook().vendors.create_many(bodies)  # the sandbox answers in reverse
+    assert (one["DisplayName"], three["DisplayName"]) == ("Batch One", "Batch Three")
+    assert isinstance(refused, RecordRejectedError) and refused.code == qbo.DUPLICATE_NAME
+    assert counts(running)["quickbooks POST /v3/company/{realm}/batch"] == 1
+    (request,) = [r for r in running.control.requests("quickbooks") if r["path"].endswith("/batch")]
+    assert request["status"] == 200
+
+
+def test_a_lost_batch_answer_is_reported_never_resent(running, make_hook):
+    from airflow_provider_mlconnector.exceptions import WriteOutcomeUnknownError
+
+    running.control.fault("quickbooks", "drop_after_commit", method="POST", path="/batch$")
+    with pytest.raises(WriteOutcomeUnknownError):
+        make_hook().vendors.create_many([{"DisplayName": "Lost Batch Vendor"}])
+    assert counts(running)["quickbooks POST /v3/company/{realm}/batch"] == 1
+
+
+def test_a_batch_item_without_an_answer_may_exist(mocked, make_hook):
+    from airflow_provider_mlconnector.exceptions import WriteOutcomeUnknownError
+
+    mock, base = mocked
+    mock.post(f"{base}/batch", json={"BatchItemResponse": [{"bId": "b0", "Vendor": {"Id": "9", "DisplayName": "A"}}]})
+    hook = make_hook()
+    first, second = hook.vendors.create_many([{"DisplayName": "A"}, {"DisplayName": "B"}])
+    (sent,) = [r for r in mock.request_history if r.url.split("?")[0].endswith("/batch")]
+    assert len(sent.qs["requestid"][0]) <= 36  # QuickBooks' limit for a batch's requestid
+    assert first["Id"] == "9" and isinstance(second, WriteOutcomeUnknownError)
+    with pytest.raises(ValueError, match="1 to 30"):
+        hook.vendors.create_many([{"DisplayName": f"V{i}"} for i in range(31)])

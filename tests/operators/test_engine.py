@@ -21,6 +21,7 @@ from airflow_provider_mlconnector.exceptions import (
     FatalApiError,
     MappingError,
     NotFoundError,
+    RateLimitedError,
     RecordError,
     RecordRejectedError,
     WriteOutcomeUnknownError,
@@ -591,3 +592,57 @@ def test_a_bulk_record_busy_elsewhere_is_parked_and_the_others_written(store, ma
     store.id_map.claim(PAIR_NAME, "thing", "src-tenant", "3", "tgt-tenant", "Vendor 3", "dag/other/upsert/0/try1/z")
     assert run(store, many, target, entity=BULK) == {"created": 19, "waiting": 1}
     assert target.by_name("Vendor 3") is None
+
+
+# --- item-by-item bulk answers (QuickBooks' batch): one item's error is that record's alone ------
+
+
+class BatchTarget(BulkTarget):
+    """Answers each item apart: a refused, lost or throttled item leaves the others written."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lost: set[str] = set()  # committed, but the item's answer says nothing
+        self.throttled: set[str] = set()
+
+    def create_many(self, payloads):
+        check_fence()
+        self.bulk_calls.append(len(payloads))
+        answers = []
+        for payload in payloads:
+            if payload["name"] in self.reject:
+                answers.append(RecordRejectedError(f"name {payload['name']}: not allowed", system="fake", status=400))
+                continue
+            if payload["name"] in self.throttled:
+                self.throttled.discard(payload["name"])
+                answers.append(RateLimitedError("throttled", system="fake", status=429))
+                continue
+            self.creates += 1
+            target_id = f"T{self.creates}"
+            self.records[target_id] = {"id": target_id, **payload}
+            if payload["name"] in self.lost:
+                self.lost.discard(payload["name"])
+                answers.append(WriteOutcomeUnknownError("no answer for this item", system="fake"))
+            else:
+                answers.append(self.records[target_id])
+        return answers
+
+
+def test_an_item_refused_in_a_batch_is_dead_lettered_alone_and_the_batch_is_not_resent(store, many):
+    target = BatchTarget()
+    target.reject = {"Vendor 5"}
+    assert run(store, many, target, entity=BULK) == {"created": 19, "quarantined": 1}
+    (letter,) = store.dead_letters.list(status="open", pair=PAIR_NAME)
+    assert letter.source_id == "5" and "not allowed" in letter.reason
+    assert sorted(target.bulk_calls) == [4, 8, 8]  # no halving: the others were written the first time
+    assert target.creates == 19 and len(set(names(target))) == 19
+
+
+def test_a_lost_or_throttled_item_is_looked_up_or_retried_never_created_twice(store, many):
+    target = BatchTarget()
+    target.lost, target.throttled = {"Vendor 2"}, {"Vendor 7"}
+    # The lost one is found by its natural key; the throttled one is left for the task's retry.
+    assert run(store, many, target, entity=BULK) == {"created": 19, "retry_later": 1}
+    assert target.by_name("Vendor 7") is None and mapping(store, "2") is not None
+    assert run(store, many, target, entity=BULK, run_id="r2") == {"unchanged": 19, "created": 1}
+    assert sorted(names(target)) == sorted(f"Vendor {i}" for i in range(20))  # each once

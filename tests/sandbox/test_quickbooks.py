@@ -517,6 +517,59 @@ def test_per_minute_budget_per_realm(running, api):
     assert api.call("GET", "/vendor/56").status_code == 200
 
 
+def batch(api, *items, **params):
+    return api.post("/batch", {"BatchItemRequest": list(items)}, **params)
+
+
+def test_batch_answers_each_item_by_its_bid_and_a_refused_item_leaves_the_others(running, api):
+    response = batch(
+        api,
+        {"bId": "v1", "operation": "create", "Vendor": {"DisplayName": "Batch Vendor One"}},
+        {"bId": "v2", "operation": "create", "Vendor": {"DisplayName": "Adobe Inc."}},  # the name is taken
+        {"bId": "p1", "operation": "create", "PurchaseOrder": po_body(DocNumber="BATCH-1")},
+    )
+    assert response.status_code == 200, response.text
+    answers = {item["bId"]: item for item in response.json()["BatchItemResponse"]}
+    assert [item["bId"] for item in response.json()["BatchItemResponse"]] == ["p1", "v2", "v1"]  # order not kept
+    assert answers["v1"]["Vendor"]["DisplayName"] == "Batch Vendor One"
+    assert answers["v2"]["Fault"]["type"] == "ValidationFault"
+    assert answers["v2"]["Fault"]["Error"][0]["code"] == "6240"
+    assert answers["p1"]["PurchaseOrder"]["DocNumber"] == "BATCH-1"
+    assert len(api.rows("SELECT * FROM Vendor WHERE DisplayName = 'Batch Vendor One'", "Vendor")) == 1
+
+
+def test_batch_limits_and_item_shape(running, api):
+    too_many = batch(
+        api, *[{"bId": f"b{i}", "operation": "create", "Vendor": {"DisplayName": f"V{i}"}} for i in range(31)]
+    )
+    assert too_many.status_code == 400 and "at most 30" in fault_of(too_many)[1]
+    assert api.rows("SELECT * FROM Vendor WHERE DisplayName = 'V0'", "Vendor") == []  # nothing of it written
+    running.control.switch("quickbooks", "batch_max_items", 10)
+    assert (
+        batch(
+            api, *[{"bId": f"b{i}", "operation": "create", "Vendor": {"DisplayName": f"W{i}"}} for i in range(11)]
+        ).status_code
+        == 400
+    )
+    (no_bid, update_without_id, delete_vendor) = batch(
+        api,
+        {"operation": "create", "Vendor": {"DisplayName": "No bId"}},
+        {"bId": "u", "operation": "update", "Vendor": {"DisplayName": "No Id"}},
+        {"bId": "d", "operation": "delete", "Vendor": {"Id": "56", "SyncToken": "0"}},
+    ).json()["BatchItemResponse"]
+    assert all(item["Fault"]["type"] == "ValidationFault" for item in (no_bid, update_without_id, delete_vendor))
+
+
+def test_batch_calls_have_their_own_budget_and_replay_by_requestid(running, api):
+    running.control.switch("quickbooks", "max_batch_requests_per_minute", 2)
+    item = {"bId": "a", "operation": "create", "Vendor": {"DisplayName": "Replayed Batch Vendor"}}
+    first = batch(api, item, requestid="batch-rid-1")
+    assert batch(api, item, requestid="batch-rid-1").json()["BatchItemResponse"] == first.json()["BatchItemResponse"]
+    assert batch(api, item, requestid="batch-rid-2").status_code == 429
+    assert api.call("GET", "/vendor/56").status_code == 200  # only batch calls are held back
+    assert len(api.rows("SELECT * FROM Vendor WHERE DisplayName = 'Replayed Batch Vendor'", "Vendor")) == 1
+
+
 def test_more_than_ten_concurrent_is_429(running, api):
     running.control.switch("quickbooks", "max_requests_per_second", None)
     running.control.latency("quickbooks", 1500)  # long enough for all thirteen to overlap

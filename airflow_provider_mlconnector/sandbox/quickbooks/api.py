@@ -103,8 +103,14 @@ def routes(sandbox: QuickBooksSandbox) -> list[BaseRoute]:
     def now_text() -> str:
         return envelope_time(sandbox.now())
 
-    def company(operation: Operation, *, body: str | None = None) -> Callable[[Request], Awaitable[Response]]:
-        """Wrap one company operation; ``body`` = "json" or "text" to read the request body first."""
+    def company(
+        operation: Operation, *, body: str | None = None, records: Callable[[Any], int] | None = None
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """Wrap one company operation; ``body`` = "json" or "text" to read the request body first.
+
+        :param records: how many records the body carries (a batch): each costs the sandbox's
+            per-record latency on top of the call's.
+        """
 
         async def endpoint(request: Request) -> Response:
             if request.scope.get(THROTTLED):
@@ -123,6 +129,8 @@ def routes(sandbox: QuickBooksSandbox) -> list[BaseRoute]:
                 payload = _parse_body(await request.body(), body)
             except QBOFault as rejected:
                 return qbo_response(rejected.status, dumps(rejected.body(now_text())))
+            if records is not None:
+                await sandbox.charge_records(records(payload))
             # No await from here on: the replay check, the operation and the cache write are atomic.
             with sandbox.lock:
                 if request_id is not None:
@@ -170,6 +178,24 @@ def routes(sandbox: QuickBooksSandbox) -> list[BaseRoute]:
             return 200, {"Bill": deleted}, [change]
         bill, change = backend().write_document(realm_id, "Bill", payload)
         return 200, {"Bill": bill}, [change]
+
+    def batch(request: Request, realm_id: str, payload: Any) -> Result:
+        """``POST /batch``: up to ``batch_max_items`` independent operations, each answered apart."""
+        items = payload.get("BatchItemRequest")
+        if not isinstance(items, list) or not items:
+            raise invalid("BatchItemRequest must be a non-empty list")
+        limit = int(sandbox.switches["batch_max_items"])
+        if len(items) > limit:
+            raise invalid(f"a batch request takes at most {limit} BatchItemRequest objects, not {len(items)}")
+        answers: list[dict[str, Any]] = []
+        changes: list[Change] = []
+        for item in items:
+            answer, change = _batch_item(backend(), realm_id, item)
+            answers.append(answer)
+            changes += change
+        if sandbox.switches.get("batch_answer_order") == "reversed":
+            answers.reverse()  # "Execution order of BatchItemRequest objects should not be assumed"
+        return 200, {"BatchItemResponse": answers}, changes
 
     def reader(entity: str) -> Operation:
         def read(request: Request, realm_id: str, payload: Any) -> Result:
@@ -228,7 +254,44 @@ def routes(sandbox: QuickBooksSandbox) -> list[BaseRoute]:
         Route(prefix + "/item/{id}", company(reader("Item")), methods=["GET"]),
         Route(prefix + "/companyinfo/{id}", company(company_info), methods=["GET"]),
         Route(prefix + "/cdc", company(cdc), methods=["GET"]),
+        Route(prefix + "/batch", company(batch, body="json", records=_batch_size), methods=["POST"]),
     ]
+
+
+BATCH_ENTITIES = ("Vendor", "PurchaseOrder", "Bill")
+MAX_BATCH_ID = 10
+
+
+def _batch_size(payload: Any) -> int:
+    items = payload.get("BatchItemRequest") if isinstance(payload, dict) else None
+    return len(items) if isinstance(items, list) else 0
+
+
+def _batch_item(backend: QuickBooksBackend, realm_id: str, item: Any) -> tuple[dict[str, Any], list[Change]]:
+    """One BatchItemRequest: its entity or its own ``Fault``; a refused item leaves the others alone."""
+    batch_id = str(item.get("bId") or "") if isinstance(item, dict) else ""
+    try:
+        if not batch_id or len(batch_id) > MAX_BATCH_ID:
+            raise invalid(f"bId is required, at most {MAX_BATCH_ID} characters")
+        named = [entity for entity in BATCH_ENTITIES if entity in item]
+        operation = item.get("operation")
+        if len(named) != 1 or operation not in ("create", "update", "delete"):
+            raise invalid("a BatchItemRequest names one entity and an operation create, update or delete")
+        (entity,) = named
+        body = item[entity]
+        if not isinstance(body, dict) or (operation == "create") == (body.get("Id") not in (None, "")):
+            raise invalid(f"{operation}: {entity} Id must be {'absent' if operation == 'create' else 'present'}")
+        if operation == "delete":
+            if entity == "Vendor":
+                raise invalid("a Vendor cannot be deleted; make it inactive (Active: false)")
+            record, change = backend.delete_document(realm_id, entity, body)
+        elif entity == "Vendor":
+            record, change = backend.write_vendor(realm_id, body)
+        else:
+            record, change = backend.write_document(realm_id, entity, body)
+    except QBOFault as fault:
+        return {"bId": batch_id, "Fault": fault.body("")["Fault"]}, []
+    return {"bId": batch_id, entity: record}, [change]
 
 
 def invalid(detail: str) -> QBOFault:
