@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_mlconnector.exceptions import MappingError
+from airflow_provider_mlconnector.exceptions import MappingError, RateLimitedError
 from airflow_provider_mlconnector.hooks.bill import BillHook
 from airflow_provider_mlconnector.hooks.freshbooks import FreshBooksHook
 from airflow_provider_mlconnector.pairs.countries import iso_country
@@ -46,6 +46,20 @@ def vendor_body(vendor: Record) -> Record | None:
             "country": iso_country(vendor.get("country")),
         },
     }
+
+
+QUOTA = "stopped_by_quota"
+
+
+def quota_guarded(step: Callable[[], Any], stopped: Any) -> Any:
+    """BILL's 20,000 requests an hour per developer key: once spent, the script stops writing
+    (``BDC_1144`` asks to wait for the next hour) and says how far it got."""
+    try:
+        return step()
+    except RateLimitedError as exc:
+        if exc.code != "BDC_1144":
+            raise
+        return stopped
 
 
 def sync_vendor(bill: BillHook, vendor: Record) -> tuple[str, str | None, str]:
@@ -91,10 +105,15 @@ class PeerRun:
     """One pass: its wall time and what it did with each vendor and bill (created, found, skipped)."""
 
     wall_s: float
-    vendors: Counter[str]
-    bills: Counter[str]
+    vendors: dict[str, int]
+    bills: dict[str, int]
     calls: int = 0
     bill_calls: int = 0
+
+    @property
+    def stopped(self) -> bool:
+        """Whether BILL's hourly quota stopped it before every record was written."""
+        return QUOTA in self.vendors or QUOTA in self.bills
 
 
 def run(freshbooks: FreshBooksHook, bill: BillHook, workers: int = WORKERS) -> PeerRun:
@@ -109,9 +128,12 @@ def run(freshbooks: FreshBooksHook, bill: BillHook, workers: int = WORKERS) -> P
     vendors = list(freshbooks.bill_vendors.list())
     bills = list(freshbooks.bills.list())
     with ThreadPoolExecutor(workers) as pool:
-        vendor_results = list(pool.map(lambda v: sync_vendor(bill, v), vendors))
-        vendor_ids = {source: target for source, target, _ in vendor_results}
-        write_bill: Callable[[Record], str] = lambda b: sync_bill(bill, gl, vendor_ids, b)  # noqa: E731
-        bill_results = Counter(pool.map(write_bill, bills))
+        vendor_results = list(
+            pool.map(lambda v: quota_guarded(lambda: sync_vendor(bill, v), (v["vendorid"], None, QUOTA)), vendors)
+        )
+        vendor_ids = {str(source): target for source, target, _ in vendor_results}
+        bill_results = Counter(
+            pool.map(lambda b: quota_guarded(lambda: sync_bill(bill, gl, vendor_ids, b), QUOTA), bills)
+        )
     vendor_outcomes = Counter(outcome for _, _, outcome in vendor_results)
-    return PeerRun(round(time.monotonic() - started, 1), vendor_outcomes, bill_results)
+    return PeerRun(round(time.monotonic() - started, 1), dict(vendor_outcomes), dict(bill_results))
