@@ -117,6 +117,8 @@ class Decision:
 
 #: decisions that call the target vendor; everything else is settled in the state store alone.
 VENDOR_WRITES = frozenset({"create", "update", "retire"})
+#: decisions settled with one audit row and nothing else, and what each counts as
+QUIET = {"unchanged": "unchanged", "skip": "skipped"}
 
 
 @dataclass
@@ -228,7 +230,9 @@ class SyncEngine:
     # --- match ----------------------------------------------------------------------------
     def match(self, records: list[Record]) -> list[Decision]:
         """Read-only decisions for a batch (safe in a dry run)."""
-        decisions = [self._decide(record) for record in records]
+        ids = [self._source_id(record) for record in records]
+        known = Known(self.stream.mappings(ids), self.stream.open_letters(ids))  # two queries, not two per record
+        decisions = [self._decide(record, known) for record in records]
         self._match_in_target(decisions)
         return decisions
 
@@ -239,9 +243,9 @@ class SyncEngine:
         self._prepared = True
         return self._reference
 
-    def _decide(self, record: Record) -> Decision:
+    def _decide(self, record: Record, known: Known) -> Decision:
         source_id = self._source_id(record)
-        mapping = self.stream.mapping(source_id)
+        mapping = known.mappings.get(source_id)
         synced = mapping if mapping is not None and mapping.status is MappingStatus.SYNCED else None
         ctx = Ctx(self.reader, self.writer, self.reference, synced is not None, self.streams)
         try:
@@ -264,7 +268,7 @@ class SyncEngine:
         except MALFORMED as exc:
             reason = f"malformed source record ({type(exc).__name__}: {exc}); fix it at the source"
             return Decision(source_id, "quarantine", reason=reason, error_kind="malformed", record=record)
-        return self._write_decision(source_id, record, outcome, natural_key, synced)
+        return self._write_decision(source_id, record, outcome, natural_key, synced, known.letters.get(source_id))
 
     def _retire_decision(self, source_id: str, retire: Retire, synced: IdMapping | None) -> Decision:
         if synced is None:
@@ -274,11 +278,17 @@ class SyncEngine:
         return Decision(source_id, "retire", target_id=synced.target_id, reason=retire.reason, fingerprint=RETIRED)
 
     def _write_decision(
-        self, source_id: str, record: Record, payload: Record, natural_key: str, synced: IdMapping | None
+        self,
+        source_id: str,
+        record: Record,
+        payload: Record,
+        natural_key: str,
+        synced: IdMapping | None,
+        letter: DeadLetter | None,
     ) -> Decision:
         fingerprint = content_fingerprint(payload)
         decision = Decision(source_id, "create", natural_key, fingerprint, payload=payload, record=record)
-        if (rejected := self._still_rejected(source_id, fingerprint)) is not None:
+        if (rejected := _still_rejected(letter, fingerprint)) is not None:
             # The vendor already refused exactly this content and nobody asked for a replay.
             decision.action, decision.reason, decision.error_kind = "quarantine", rejected.reason, rejected.error_kind
             return decision
@@ -300,13 +310,6 @@ class SyncEngine:
             f"{self.stream.target_system} {self.entity.name} ({decision.natural_key}); "
             "rename or merge one of them (nothing was written)"
         )
-
-    def _still_rejected(self, source_id: str, fingerprint: str) -> DeadLetter | None:
-        letter = self.stream.open_letter(source_id)
-        if letter is None or letter.status != LetterStatus.OPEN:
-            return None
-        same = (letter.payload or {}).get(FINGERPRINT_KEY) == fingerprint
-        return letter if same and letter.error_kind == "validation" else None
 
     def _match_in_target(self, decisions: list[Decision]) -> None:
         """Creates become matches when the target already has the key; renames must not collide."""
@@ -384,9 +387,12 @@ class SyncEngine:
         result = BatchResult()
         decisions = list(decisions)
         in_bulk = [d for d in decisions if self._bulk and d.action == "create" and not self.run.dry_run]
-        one_by_one = [d for d in decisions if not any(d is b for b in in_bulk)]
+        quiet = [] if self.run.dry_run else [d for d in decisions if d.action in QUIET]
+        apart = {id(d) for d in (*in_bulk, *quiet)}
+        one_by_one = [d for d in decisions if id(d) not in apart]
+        outcomes = self._settle_quietly(quiet)
         with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="upsert") as pool:
-            outcomes = list(pool.map(self._apply, one_by_one))
+            outcomes += pool.map(self._apply, one_by_one)
             if in_bulk:
                 outcomes += self._bulk_creates(in_bulk, pool)
         for outcome, retry_id in outcomes:
@@ -394,6 +400,20 @@ class SyncEngine:
             if retry_id is not None:
                 result.retry_later.append(retry_id)
         return result
+
+    def _settle_quietly(self, decisions: list[Decision]) -> list[tuple[str, str | None]]:
+        """Unchanged and skipped records touch nothing but the audit trail: one insert for them all."""
+        rows = [
+            (
+                AuditAction.UNCHANGED,
+                d.source_id,
+                d.target_id,
+                self._summary(d, {"skipped": d.reason} if d.action == "skip" else {}),
+            )
+            for d in decisions
+        ]
+        self.stream.audit_many(rows, run=self.run.as_audit())
+        return [(QUIET[d.action], None) for d in decisions]
 
     # --- bulk creates (BILL: vendors 20, bills 100 per call, all or nothing) -------------------
     @property
@@ -696,8 +716,28 @@ class SyncEngine:
             source_id=decision.source_id,
             target_id=decision.target_id,
             run=self.run.as_audit(),
-            summary={"match_on": decision.natural_key, "decision": decision.action, **summary},
+            summary=self._summary(decision, summary),
         )
+
+    @staticmethod
+    def _summary(decision: Decision, summary: Mapping[str, Any]) -> dict[str, Any]:
+        return {"match_on": decision.natural_key, "decision": decision.action, **summary}
+
+
+@dataclass(frozen=True)
+class Known:
+    """What the state store holds for one batch's records, read in one go before deciding."""
+
+    mappings: Mapping[str, IdMapping]
+    letters: Mapping[str, DeadLetter]
+
+
+def _still_rejected(letter: DeadLetter | None, fingerprint: str) -> DeadLetter | None:
+    """The letter of a vendor refusal of exactly this content, nobody having asked for a replay."""
+    if letter is None or letter.status != LetterStatus.OPEN:
+        return None
+    same = (letter.payload or {}).get(FINGERPRINT_KEY) == fingerprint
+    return letter if same and letter.error_kind == "validation" else None
 
 
 def _target_of(mapping: IdMapping | None) -> str | None:

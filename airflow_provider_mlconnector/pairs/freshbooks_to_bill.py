@@ -459,13 +459,15 @@ PAIR = Pair(
             create_many=lambda bill, payloads: bill.vendors.create_many(payloads),
             bulk_limit=BULK_VENDORS_LIMIT,
             update=lambda bill, vendor_id, payload: bill.vendors.update(vendor_id, payload),
+            batch_size=1000,  # small payloads; one upsert task start-up per 1,000 vendors
         ),
         Entity(
             "bill",
             after=("vendor",),
             # Each BILL upsert takes all 3 pool slots, so bill batches run one after another:
-            # fewer, larger batches spend less on task start-up (500 bills is about 0.7 MB of XCom).
-            batch_size=500,
+            # fewer, larger batches spend less on task start-up (1,000 bills: about 1.4 MB of XCom,
+            # 10 bulk calls of 100).
+            batch_size=1000,
             read=read_bills,
             fetch=lambda fb, source_id: fb.bills.get(source_id),
             prepare=bill_reference,

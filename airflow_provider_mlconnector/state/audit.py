@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -94,12 +94,18 @@ class AuditTrail:
 
     def record(self, event: AuditEvent, *, occurred_at: datetime | None = None) -> int:
         """Store one event (its summary redacted) and return its id."""
-        values = {f.name: getattr(event, f.name) for f in dataclasses.fields(event)}
-        values["action"] = AuditAction(event.action).value  # rejects unknown actions
-        values["summary"] = storable(event.summary)
-        values["occurred_at"] = occurred_at or utcnow()
         with self._db.write() as conn:
-            return int(conn.execute(sa.insert(_T).values(**values).returning(_T.c.id)).scalar_one())
+            return int(
+                conn.execute(sa.insert(_T).values(**_values(event, occurred_at)).returning(_T.c.id)).scalar_one()
+            )
+
+    def record_many(self, events: Sequence[AuditEvent]) -> None:
+        """Store many events in one transaction (a run's thousands of "unchanged" rows cost one commit)."""
+        if not events:
+            return
+        now = utcnow()
+        with self._db.write() as conn:
+            conn.execute(sa.insert(_T), [_values(event, now) for event in events])
 
     def history(self, system: str, record_id: str) -> builtins.list[AuditRow]:
         """Every event that touched ``record_id`` of ``system``, as source or target, oldest first.
@@ -121,3 +127,11 @@ class AuditTrail:
         query = sa.select(_T).where(where).order_by(_T.c.occurred_at, _T.c.id)
         with self._db.read() as conn:
             return [AuditRow.from_row(row) for row in conn.execute(query).mappings()]
+
+
+def _values(event: AuditEvent, occurred_at: datetime | None) -> dict[str, Any]:
+    values = {f.name: getattr(event, f.name) for f in dataclasses.fields(event)}
+    values["action"] = AuditAction(event.action).value  # rejects unknown actions
+    values["summary"] = storable(event.summary)
+    values["occurred_at"] = occurred_at or utcnow()
+    return values

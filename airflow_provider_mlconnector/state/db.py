@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 
 LOCK_WAIT_SECONDS = 30
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+#: ids per ``IN (...)`` list: well under SQLite's and PostgreSQL's bound-parameter limits.
+IN_CHUNK = 500
 # Arbitrary constant; serialises concurrent first-time migrations on PostgreSQL.
 _PG_MIGRATION_LOCK = 0x6D6C6373  # "mlcs"
 _BEGIN_OPTION = "mlc_sqlite_begin"

@@ -14,7 +14,7 @@ Typical use (the sync engine)::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +42,12 @@ class Stream:
 
     def mapping(self, source_id: str) -> IdMapping | None:
         return self.store.id_map.get(self.pair, self.entity, self.source_tenant, source_id)
+
+    def mappings(self, source_ids: Iterable[str]) -> dict[str, IdMapping]:
+        return self.store.id_map.get_many(self.pair, self.entity, self.source_tenant, source_ids)
+
+    def open_letters(self, source_ids: Iterable[str]) -> dict[str, DeadLetter]:
+        return self.store.dead_letters.open_for_many(self.pair, self.entity, self.source_tenant, source_ids)
 
     def owner_of_key(self, natural_key: str) -> IdMapping | None:
         return self.store.id_map.get_by_natural_key(self.pair, self.entity, self.target_tenant, natural_key)
@@ -139,21 +145,37 @@ class Stream:
         run: Mapping[str, Any],
         summary: Mapping[str, Any],
     ) -> None:
-        self.store.audit.record(
-            AuditEvent(
-                pair=self.pair,
-                entity=self.entity,
-                action=action,
-                source_system=self.source_system,
-                source_tenant=self.source_tenant,
-                source_id=source_id,
-                target_system=self.target_system,
-                target_tenant=self.target_tenant,
-                target_id=target_id,
-                dag_id=run.get("dag_id"),
-                run_id=run.get("run_id"),
-                task_id=run.get("task_id"),
-                try_number=run.get("try_number"),
-                summary=summary,
-            )
+        self.store.audit.record(self._event(action, source_id, target_id, run, summary))
+
+    def audit_many(
+        self, actions: Iterable[tuple[AuditAction, str, str | None, Mapping[str, Any]]], *, run: Mapping[str, Any]
+    ) -> None:
+        """``(action, source_id, target_id, summary)`` rows of one run, in one transaction."""
+        self.store.audit.record_many(
+            [self._event(a, source, target, run, summary) for a, source, target, summary in actions]
+        )
+
+    def _event(
+        self,
+        action: AuditAction,
+        source_id: str,
+        target_id: str | None,
+        run: Mapping[str, Any],
+        summary: Mapping[str, Any],
+    ) -> AuditEvent:
+        return AuditEvent(
+            pair=self.pair,
+            entity=self.entity,
+            action=action,
+            source_system=self.source_system,
+            source_tenant=self.source_tenant,
+            source_id=source_id,
+            target_system=self.target_system,
+            target_tenant=self.target_tenant,
+            target_id=target_id,
+            dag_id=run.get("dag_id"),
+            run_id=run.get("run_id"),
+            task_id=run.get("task_id"),
+            try_number=run.get("try_number"),
+            summary=summary,
         )

@@ -91,3 +91,17 @@ def test_for_run_and_action_validation(store: StateStore) -> None:
     assert [r.action for r in store.audit.for_run("fb_to_qbo", "run-2")] == [AuditAction.MATCHED_EXISTING]
     with pytest.raises(ValueError, match="exploded"):
         store.audit.record(event("exploded"))
+
+
+def test_record_many_stores_every_event_redacted_in_one_go(store: StateStore) -> None:
+    events = [
+        event(AuditAction.UNCHANGED, source_id=f"INV-{i}", summary={"token": f"secret-{i}", "n": i}) for i in range(3)
+    ]
+    store.audit.record_many(events)
+    store.audit.record_many([])  # nothing to store is not an error
+    rows = store.audit.for_run("fb_to_qbo", "run-1")
+    assert [(r.source_id, r.action, r.summary) for r in rows] == [
+        (f"INV-{i}", AuditAction.UNCHANGED, {"token": "***", "n": i}) for i in range(3)
+    ]
+    with pytest.raises(ValueError):
+        store.audit.record_many([event("teleported")])

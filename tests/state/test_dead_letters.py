@@ -98,3 +98,11 @@ def test_closing_errors(store: StateStore) -> None:
         store.dead_letters.resolve(letter.id, "too late")
     assert store.dead_letters.get(letter.id) is not None
     assert store.dead_letters.get(999) is None
+
+
+def test_open_for_many_finds_the_active_letters_of_many_records(store: StateStore) -> None:
+    first, second = fail(store, "INV-1"), fail(store, "INV-2")
+    store.dead_letters.resolve(second.id, "booked by hand")
+    found = store.dead_letters.open_for_many(PAIR, "invoice", "acct-1", ["INV-1", "INV-2", "INV-3"])
+    assert found == {"INV-1": store.dead_letters.open_for(PAIR, "invoice", "acct-1", "INV-1")}
+    assert found["INV-1"].id == first.id

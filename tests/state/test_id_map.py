@@ -138,3 +138,13 @@ def test_keys_are_scoped_by_tenant_and_listed(store: StateStore) -> None:
 def test_content_fingerprint_is_order_independent() -> None:
     assert content_fingerprint({"a": 1, "b": [1, 2]}) == content_fingerprint({"b": [1, 2], "a": 1})
     assert content_fingerprint({"a": 1}) != content_fingerprint({"a": 2})
+
+
+def test_get_many_reads_many_mappings_at_once_and_agrees_with_get(store: StateStore) -> None:
+    for i in range(3):
+        claim(store, str(i), "dag/run-1/upsert", nk=f"B-{i}|V-1")
+    store.id_map.complete(PAIR, ENTITY, SRC, "1", "QB-1", "fp1")
+    found = store.id_map.get_many(PAIR, ENTITY, SRC, ["0", "1", "1", "missing", *[f"x{i}" for i in range(600)]])
+    assert set(found) == {"0", "1"}  # ids beyond one IN list are read too; absent ids are left out
+    assert found["1"] == store.id_map.get(PAIR, ENTITY, SRC, "1") and found["1"].target_id == "QB-1"
+    assert store.id_map.get_many(PAIR, ENTITY, "another-tenant", ["0"]) == {}
