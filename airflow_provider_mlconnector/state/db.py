@@ -18,13 +18,13 @@ import os
 import stat
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine, RowMapping, make_url
 
 from airflow_provider_mlconnector.state.errors import ConfigurationError, StateBusyError, StateError
 from airflow_provider_mlconnector.state.schema import VERSION_TABLE
@@ -38,6 +38,18 @@ LOCK_WAIT_SECONDS = 30
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 #: ids per ``IN (...)`` list: well under SQLite's and PostgreSQL's bound-parameter limits.
 IN_CHUNK = 500
+
+
+def rows_for_records(
+    conn: Connection, table: sa.Table, scope: sa.ColumnElement[bool], source_ids: Iterable[str]
+) -> Iterator[RowMapping]:
+    """The rows of ``table`` within ``scope`` for many source ids, one ``IN (...)`` per ``IN_CHUNK``."""
+    wanted = sorted(set(source_ids))
+    for i in range(0, len(wanted), IN_CHUNK):
+        where = sa.and_(scope, table.c.source_id.in_(wanted[i : i + IN_CHUNK]))
+        yield from conn.execute(sa.select(table).where(where).order_by(table.c.id)).mappings()
+
+
 # Arbitrary constant; serialises concurrent first-time migrations on PostgreSQL.
 _PG_MIGRATION_LOCK = 0x6D6C6373  # "mlcs"
 _BEGIN_OPTION = "mlc_sqlite_begin"

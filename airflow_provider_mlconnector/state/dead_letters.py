@@ -27,7 +27,7 @@ from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from airflow_provider_mlconnector.state import schema
-from airflow_provider_mlconnector.state.db import IN_CHUNK, Database
+from airflow_provider_mlconnector.state.db import Database, rows_for_records
 from airflow_provider_mlconnector.state.errors import NotFoundInStateError, StateError
 from airflow_provider_mlconnector.state.redaction import storable
 from airflow_provider_mlconnector.state.schema import TextEnum, utcnow
@@ -188,19 +188,13 @@ class DeadLetterQueue:
         self, pair: str, entity: str, source_tenant: str, source_ids: Iterable[str]
     ) -> dict[str, DeadLetter]:
         """The active letters of many records, by source id, in one query per ``IN_CHUNK`` ids."""
+        scope = sa.and_(
+            _T.c.pair == pair, _T.c.entity == entity, _T.c.source_tenant == source_tenant, _T.c.status.in_(_ACTIVE)
+        )
         found: dict[str, DeadLetter] = {}
-        wanted = sorted(set(source_ids))
         with self._db.read() as conn:
-            for i in range(0, len(wanted), IN_CHUNK):
-                where = sa.and_(
-                    _T.c.pair == pair,
-                    _T.c.entity == entity,
-                    _T.c.source_tenant == source_tenant,
-                    _T.c.source_id.in_(wanted[i : i + IN_CHUNK]),
-                    _T.c.status.in_(_ACTIVE),
-                )
-                for row in conn.execute(sa.select(_T).where(where)).mappings():
-                    found.setdefault(str(row["source_id"]), DeadLetter.from_row(row))
+            for row in rows_for_records(conn, _T, scope, source_ids):
+                found.setdefault(str(row["source_id"]), DeadLetter.from_row(row))
         return found
 
     def replay_requested(self, pair: str) -> builtins.list[DeadLetter]:

@@ -53,7 +53,7 @@ from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from airflow_provider_mlconnector.state import schema
-from airflow_provider_mlconnector.state.db import IN_CHUNK, Database
+from airflow_provider_mlconnector.state.db import Database, rows_for_records
 from airflow_provider_mlconnector.state.errors import ClaimLostError, IdMapConflictError, StateError
 from airflow_provider_mlconnector.state.schema import TextEnum, utcnow
 
@@ -163,18 +163,11 @@ class IdMap:
 
     def get_many(self, pair: str, entity: str, source_tenant: str, source_ids: Iterable[str]) -> dict[str, IdMapping]:
         """The mappings of many source records, by source id, in one query per ``IN_CHUNK`` ids."""
+        scope = sa.and_(_T.c.pair == pair, _T.c.entity == entity, _T.c.source_tenant == source_tenant)
         found: dict[str, IdMapping] = {}
-        wanted = sorted(set(source_ids))
         with self._db.read() as conn:
-            for i in range(0, len(wanted), IN_CHUNK):
-                where = sa.and_(
-                    _T.c.pair == pair,
-                    _T.c.entity == entity,
-                    _T.c.source_tenant == source_tenant,
-                    _T.c.source_id.in_(wanted[i : i + IN_CHUNK]),
-                )
-                for row in conn.execute(sa.select(_T).where(where).order_by(_T.c.id)).mappings():
-                    found.setdefault(str(row["source_id"]), IdMapping.from_row(row))
+            for row in rows_for_records(conn, _T, scope, source_ids):
+                found.setdefault(str(row["source_id"]), IdMapping.from_row(row))
         return found
 
     def get_by_target(self, pair: str, entity: str, target_tenant: str, target_id: str) -> IdMapping | None:

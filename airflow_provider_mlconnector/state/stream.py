@@ -156,12 +156,7 @@ class Stream:
         )
 
     def _event(
-        self,
-        action: AuditAction,
-        source_id: str,
-        target_id: str | None,
-        run: Mapping[str, Any],
-        summary: Mapping[str, Any],
+        self, action: AuditAction, source: str, target: str | None, run: Mapping[str, Any], summary: Mapping[str, Any]
     ) -> AuditEvent:
         return AuditEvent(
             pair=self.pair,
@@ -169,10 +164,10 @@ class Stream:
             action=action,
             source_system=self.source_system,
             source_tenant=self.source_tenant,
-            source_id=source_id,
+            source_id=source,
             target_system=self.target_system,
             target_tenant=self.target_tenant,
-            target_id=target_id,
+            target_id=target,
             dag_id=run.get("dag_id"),
             run_id=run.get("run_id"),
             task_id=run.get("task_id"),
