@@ -5,8 +5,10 @@ against the sandbox: the on-call story of the demo's meals bill."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
+from pathlib import Path
 
 import pytest
 import requests
@@ -64,6 +66,14 @@ def browser():
     shutil.rmtree(profile, ignore_errors=True)
 
 
+def _snapshot(driver, name: str) -> None:
+    """The README's screenshots: saved as ``<name>.png`` when ``MLCONNECTOR_SCREENSHOTS`` names a folder."""
+    folder = os.environ.get("MLCONNECTOR_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        assert driver.save_screenshot(str(Path(folder) / f"{name}.png"))
+
+
 def _sign_in(driver, env, user: str) -> str:
     """Log in as ``user`` the way the Airflow UI does (its ``_token`` cookie); returns the base URL."""
     base = f"http://127.0.0.1:{env.api_port}"
@@ -78,14 +88,19 @@ def _sign_in(driver, env, user: str) -> str:
 
 def _open_meals_letter(driver, base: str) -> None:
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 
     driver.get(f"{base}/mlconnector-ui/letters")
     Select(driver.find_element(By.NAME, "pair")).select_by_visible_text(PAIR)
     Select(driver.find_element(By.NAME, "kind")).select_by_visible_text("unmapped_account")
+    unfiltered = driver.find_element(By.TAG_NAME, "html")
     driver.find_element(By.ID, "apply").click()
+    # The form reloads the page: read the rows of the filtered page, not the ones it replaces.
+    WebDriverWait(driver, 60).until(expected_conditions.staleness_of(unfiltered))
     rows = driver.find_elements(By.CSS_SELECTOR, "#letters tr.letter")
     assert len(rows) == 1 and "Meals & Entertainment" in rows[0].text
+    _snapshot(driver, "dead-letters")
     rows[0].find_element(By.TAG_NAME, "a").click()
     assert "Dead letter #" in driver.find_element(By.TAG_NAME, "h2").text
 
@@ -101,6 +116,7 @@ def test_the_page_is_in_airflow_navigation_and_a_read_only_user_cannot_replay(ai
     section = browser.find_element(By.ID, f"pair-{PAIR}")
     assert "unmapped_account" in section.text and "created" in section.text
     browser.switch_to.default_content()
+    _snapshot(browser, "overview-in-airflow")
 
     _open_meals_letter(browser, base)
     assert browser.find_element(By.ID, "replay").get_attribute("disabled") is not None
@@ -127,6 +143,7 @@ def test_replay_from_the_page_is_written_by_the_next_run_and_audited_with_the_us
     demo.airflow(
         env, "variables", "set", "mlconnector_freshbooks_to_bill_gl_overrides", '{"Meals & Entertainment": "6040"}'
     )
+    _snapshot(browser, "letter")
     browser.find_element(By.ID, "replay").click()
     assert "flagged for replay" in browser.find_element(By.ID, "done").text
     assert browser.find_element(By.ID, "status").text == "replay_requested"
@@ -138,6 +155,7 @@ def test_replay_from_the_page_is_written_by_the_next_run_and_audited_with_the_us
     actions = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "tr.event td.action")]
     assert "replay_requested" in actions and "created" in actions and "replayed" in actions
     assert demo.UI_USER in [e.text for e in browser.find_elements(By.CSS_SELECTOR, "tr.event .by")]
+    _snapshot(browser, "letter-replayed")
     bills = SandboxControl(env.sandbox_url).state("bill")["organizations"][ORG]["bills"]
     assert "NCC-778" in {b["invoice"]["invoiceNumber"] for b in bills}
     assert store.dead_letters.list(status="open", pair=PAIR) == []
