@@ -89,6 +89,7 @@ from airflow_provider_mlconnector.hooks.quickbooks import (
     QuickBooksHook,
 )
 from airflow_provider_mlconnector.operators.pair import Ctx, Entity, Outcome, Pair, Record, Retire, Skip
+from airflow_provider_mlconnector.operators.reconcile import Reconciliation
 from airflow_provider_mlconnector.pairs.countries import iso_alpha3
 from airflow_provider_mlconnector.pairs.variables import json_mapping, variable
 from airflow_provider_mlconnector.state.id_map import content_fingerprint
@@ -610,18 +611,29 @@ def vendor_differences(qbo: Record, vendor: Record) -> list[str]:
 
 
 def document_differences(qbo: Record, bill_record: Record, ctx: Ctx) -> list[str]:
+    return _document_differences(qbo, bill_record, ctx.target_id("vendor", bill_record["vendorId"]))
+
+
+def reconcile_document(bill_record: Record, qbo: Record) -> list[str]:
+    """The reconciliation report's comparison: number, total, lines and open/closed (the vendor is
+    checked through its own entity)."""
+    return _document_differences(qbo, bill_record, vendor_id=None)
+
+
+def _document_differences(qbo: Record, bill_record: Record, vendor_id: str | None) -> list[str]:
     amounts = [cents(line["amount"]) for line in bill_record.get("billLineItems") or []]
     theirs = [cents(line["Amount"]) for line in qbo.get("Line") or [] if line.get("DetailType") == EXPENSE_LINE]
     expected: dict[str, Any] = {
         "DocNumber": short_doc_number(invoice_number(bill_record)),
-        "VendorRef": ctx.target_id("vendor", bill_record["vendorId"]),
         "TotalAmt": sum(amounts, Decimal("0")),
     }
     actual: dict[str, Any] = {
         "DocNumber": str(qbo.get("DocNumber") or ""),
-        "VendorRef": str((qbo.get("VendorRef") or {}).get("value") or ""),
         "TotalAmt": cents(qbo.get("TotalAmt") or 0),
     }
+    if vendor_id is not None:
+        expected["VendorRef"] = vendor_id
+        actual["VendorRef"] = str((qbo.get("VendorRef") or {}).get("value") or "")
     if "POStatus" in qbo:
         expected["POStatus"] = "Closed" if str(bill_record.get("paymentStatus")).upper() == "PAID" else "Open"
         actual["POStatus"] = qbo["POStatus"]
@@ -655,6 +667,9 @@ def document_entity(mode: str, documents: Documents, transform: Callable[[Record
         update=documents.update,
         retire=documents.retire,
         target_id=lambda record: str(record["Id"]),
+        reconcile=Reconciliation(
+            fetch_target=lambda qb, document_id: documents.resource(qb).get(document_id), compare=reconcile_document
+        ),
     )
 
 
@@ -678,6 +693,10 @@ PAIR = Pair(
             bulk_limit=BATCH_MAX_ITEMS,
             update=update_vendor,
             target_id=lambda record: str(record["Id"]),
+            reconcile=Reconciliation(
+                fetch_target=lambda qb, vendor_id: qb.vendors.get(vendor_id),
+                compare=lambda vendor, qbo: vendor_differences(qbo, vendor),
+            ),
         ),
         document_entity(PURCHASE_ORDER, PURCHASE_ORDERS, purchase_order_payload),
         document_entity(BILL, BILLS, document_payload),
