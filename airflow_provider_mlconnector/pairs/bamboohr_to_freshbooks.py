@@ -62,6 +62,7 @@ from airflow_provider_mlconnector.exceptions import ConfigurationError, MappingE
 from airflow_provider_mlconnector.hooks.bamboohr import BambooHRHook
 from airflow_provider_mlconnector.hooks.freshbooks import FreshBooksHook, VisState
 from airflow_provider_mlconnector.operators.pair import Ctx, Entity, Outcome, Pair, Record, Retire, Skip
+from airflow_provider_mlconnector.operators.reconcile import Reconciliation
 from airflow_provider_mlconnector.pairs import people, variables
 
 if TYPE_CHECKING:
@@ -212,6 +213,25 @@ def person_payload(employee: Record, ctx: Ctx) -> Outcome:
         last_name=str(employee.get("lastName") or ""),
         extra={"note": f"{people.PERSON_NOTE} - {role}" if role else people.PERSON_NOTE},
     )
+
+
+def compare_person(employee: Record, vendor: Record) -> list[str]:
+    """Drift between an employee and the bill vendor they became (the reconciliation report)."""
+    try:
+        wanted = work_email(employee)
+    except MappingError:
+        return ["the employee has no work e-mail in BambooHR any more"]
+    problems = []
+    email = str(vendor.get("primary_contact_email") or "")
+    if people.person_key(email) != people.person_key(wanted):
+        problems.append(f"e-mail differs: BambooHR {wanted}, FreshBooks {email or 'none'}")
+    ended = employment_ended(employee, utc_today())
+    active_in_freshbooks = int(vendor.get("vis_state") or 0) == VisState.ACTIVE
+    if ended is None and not active_in_freshbooks:
+        problems.append("works here in BambooHR, but the bill vendor is deleted or archived in FreshBooks")
+    if ended is not None and active_in_freshbooks:
+        problems.append(f"{ended}, but the bill vendor is still active in FreshBooks")
+    return problems
 
 
 def person_key(employee: Record, payload: Record) -> str:
@@ -497,6 +517,10 @@ PAIR = Pair(
             update=update_person,
             retire=lambda freshbooks, vendor_id: freshbooks.bill_vendors.delete(vendor_id),
             target_id=people.vendor_id,
+            reconcile=Reconciliation(
+                fetch_target=lambda freshbooks, vendor_id: freshbooks.bill_vendors.get(vendor_id),
+                compare=compare_person,
+            ),
         ),
         Entity(
             "staff",
