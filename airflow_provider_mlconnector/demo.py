@@ -241,15 +241,24 @@ def wait_until_parsed(env: DemoEnv, dag_ids: Sequence[str], timeout: float = 180
 
 
 def wait_for_run(env: DemoEnv, dag_id: str, run_id: str | None, timeout: float) -> tuple[str, str]:
-    """Wait until run ``run_id`` (or, when None, the DAG's first run) has finished."""
+    """Wait until run ``run_id`` (or, when None, the DAG's first run) has finished.
+
+    The first run is the earliest by its logical date: a run unpaused just before an interval ends
+    is followed by the next interval's run, which finds everything already written.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         runs = json_rows(airflow(env, "dags", "list-runs", dag_id, "-o", "json").stdout)
-        run = next((r for r in runs if run_id in (None, r["run_id"])), None)
+        wanted = [r for r in runs if run_id in (None, r["run_id"])]
+        run = min(wanted, key=_run_order, default=None)
         if run is not None and run["state"] in ("success", "failed"):
             return str(run["run_id"]), str(run["state"])
         time.sleep(3)
     return run_id or "?", "timed out"
+
+
+def _run_order(run: dict[str, Any]) -> str:
+    return str(run.get("logical_date") or run.get("run_after") or run.get("start_date") or run["run_id"])
 
 
 def run_scheduled(env: DemoEnv, dag_id: str, timeout: float = 1800) -> tuple[str, str]:
