@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_mlconnector.exceptions import MappingError, RateLimitedError
-from airflow_provider_mlconnector.hooks.bill import BillHook
+from airflow_provider_mlconnector.hooks.bill import HOURLY_LIMIT, BillHook
 from airflow_provider_mlconnector.hooks.freshbooks import FreshBooksHook
 from airflow_provider_mlconnector.pairs.countries import iso_country
 from airflow_provider_mlconnector.pairs.freshbooks_to_bill import bill_line, build_gl_mapping, invoice_number
@@ -57,7 +57,7 @@ def quota_guarded(step: Callable[[], Any], stopped: Any) -> Any:
     try:
         return step()
     except RateLimitedError as exc:
-        if exc.code != "BDC_1144":
+        if exc.code != HOURLY_LIMIT:
             raise
         return stopped
 

@@ -539,16 +539,13 @@ class SyncEngine:
 
     def _carry_out(self, decision: Decision) -> str:
         match decision.action:
-            case "skip":
-                self._audit(decision, AuditAction.UNCHANGED, {"skipped": decision.reason})
-                return "skipped"
+            case "skip" | "unchanged":
+                ((outcome, _),) = self._settle_quietly([decision])
+                return outcome
             case "wait":
                 return self._park(decision, decision.reason or "waiting", decision.error_kind or "not_linked_yet")
             case "quarantine":
                 return self._quarantine(decision, decision.reason or "cannot be mapped", decision.error_kind or "")
-            case "unchanged":
-                self._audit(decision, AuditAction.UNCHANGED, {})
-                return "unchanged"
             case "update":
                 return self._update(decision)
             case "retire":

@@ -213,9 +213,18 @@ def create_vendor(qb: QuickBooksHook, payload: Record) -> Record:
 
 
 def create_vendors(qb: QuickBooksHook, payloads: list[Record]) -> list[Record | RecordError | ApiError]:
-    """Up to 30 vendors in one batch call; each refusal worded as :func:`create_vendor` words it."""
-    answers = qb.vendors.create_many(payloads, request_id=batch_write_id("vendor", payloads))
-    return [worded(qb, answer, payload) for answer, payload in zip(answers, payloads, strict=True)]
+    return create_in_batch(qb, qb.vendors, "vendor", payloads)
+
+
+def create_in_batch(
+    qb: QuickBooksHook, resource: QboEntity, entity: str, payloads: list[Record]
+) -> list[Record | RecordError | ApiError]:
+    """Up to 30 records in one batch call; each item's refusal worded as :func:`refusal` words it."""
+    answers = resource.create_many(payloads, request_id=batch_write_id(entity, payloads))
+    return [
+        refusal(qb, answer, payload) if isinstance(answer, RecordRejectedError) else answer
+        for answer, payload in zip(answers, payloads, strict=True)
+    ]
 
 
 def update_vendor(qb: QuickBooksHook, vendor_id: str, payload: Record) -> None:
@@ -453,8 +462,7 @@ class Documents:
             raise refusal(qb, exc, payload) from None
 
     def create_many(self, qb: QuickBooksHook, payloads: list[Record]) -> list[Record | RecordError | ApiError]:
-        answers = self.resource(qb).create_many(payloads, request_id=batch_write_id(self.entity, payloads))
-        return [worded(qb, answer, payload) for answer, payload in zip(answers, payloads, strict=True)]
+        return create_in_batch(qb, self.resource(qb), self.entity, payloads)
 
     def update(self, qb: QuickBooksHook, document_id: str, payload: Record) -> None:
         current = self.resource(qb).get(document_id)
@@ -527,11 +535,6 @@ def refusal(qb: QuickBooksHook, exc: RecordRejectedError, payload: Record) -> Re
             kind="validation",  # QuickBooks refused this content: not resent until replayed
         )
     return exc
-
-
-def worded(qb: QuickBooksHook, answer: Record | ApiError, payload: Record) -> Record | RecordError | ApiError:
-    """One batch item's answer, a refusal worded as :func:`refusal` words it."""
-    return refusal(qb, answer, payload) if isinstance(answer, RecordRejectedError) else answer
 
 
 def name_holder(qb: QuickBooksHook, name: str) -> str:
