@@ -17,12 +17,8 @@ SANDBOX_SYSTEMS = [FreshBooksSandbox, BillSandbox]
 
 
 @pytest.fixture
-def hooks(sandbox, reset_demo, use_connection, state_store):
-    reset_demo()
-    for system in ("freshbooks", "bill"):
-        use_connection(f"{system}_default", sandbox.sandbox.systems[system].connection(f"{sandbox.url}/{system}"))
-    fb = FreshBooksHook("freshbooks_default", state_store=state_store)
-    return fb, BillHook("bill_default", state_store=state_store)
+def hooks(sandbox_hooks):
+    return sandbox_hooks(FreshBooksHook, BillHook)
 
 
 def _synced_copy(fb: FreshBooksHook, bill: BillHook, store) -> tuple[str, str]:

@@ -17,12 +17,8 @@ SANDBOX_SYSTEMS = [BambooHRSandbox, FreshBooksSandbox]
 
 
 @pytest.fixture
-def hooks(sandbox, reset_demo, use_connection, state_store):
-    reset_demo()
-    for system in ("bamboohr", "freshbooks"):
-        use_connection(f"{system}_default", sandbox.sandbox.systems[system].connection(f"{sandbox.url}/{system}"))
-    bamboo = BambooHRHook("bamboohr_default", state_store=state_store)
-    return bamboo, FreshBooksHook("freshbooks_default", state_store=state_store)
+def hooks(sandbox_hooks):
+    return sandbox_hooks(BambooHRHook, FreshBooksHook)
 
 
 def _synced_person(bamboo: BambooHRHook, fb: FreshBooksHook, store) -> tuple[dict, dict]:

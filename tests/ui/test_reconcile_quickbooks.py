@@ -17,13 +17,8 @@ ADOBE_IN_QUICKBOOKS, AP_ACCOUNT, SOFTWARE = "56", "33", "59"
 
 
 @pytest.fixture
-def hooks(sandbox, reset_demo, use_connection, state_store):
-    reset_demo()
-    for system in ("bill", "quickbooks"):
-        use_connection(f"{system}_default", sandbox.sandbox.systems[system].connection(f"{sandbox.url}/{system}"))
-    return BillHook("bill_default", state_store=state_store), QuickBooksHook(
-        "quickbooks_default", state_store=state_store
-    )
+def hooks(sandbox_hooks):
+    return sandbox_hooks(BillHook, QuickBooksHook)
 
 
 def _synced_purchase_order(bill: BillHook, qb: QuickBooksHook, store) -> tuple[dict, dict]:
