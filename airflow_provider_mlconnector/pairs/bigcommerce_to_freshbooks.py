@@ -80,6 +80,7 @@ from airflow_provider_mlconnector.exceptions import (
 from airflow_provider_mlconnector.hooks.bigcommerce import PAID_STATUS_IDS, BigCommerceHook
 from airflow_provider_mlconnector.hooks.freshbooks import FreshBooksHook, VisState, money, parse_money
 from airflow_provider_mlconnector.operators.pair import Ctx, Entity, Outcome, Pair, Record, Skip
+from airflow_provider_mlconnector.operators.reconcile import Reconciliation
 from airflow_provider_mlconnector.pairs.variables import variable
 
 if TYPE_CHECKING:
@@ -605,6 +606,52 @@ def finish_invoice(freshbooks: FreshBooksHook, invoice: Record) -> Record:
     return invoice
 
 
+#: The store-credit half of a refund, as :func:`apply_refund` writes it on its zero line.
+CREDITED = re.compile(r"credit note \S+ for (-?\d+\.\d{2}) [A-Z]{3}$")
+
+
+def refunded_on_invoice(invoice: Mapping[str, Any]) -> tuple[Decimal, Decimal]:
+    """(taken off the invoice and its payments, given as store credit) by the ``Refund <id>`` lines."""
+    reduced = -sum((parse_money(li.get("amount")) for li in refund_lines(invoice)), ZERO)
+    credited = sum(
+        (Decimal(m.group(1)) for li in refund_lines(invoice) if (m := CREDITED.search(str(li.get("description"))))),
+        ZERO,
+    )
+    return cents(reduced), cents(credited)
+
+
+def compare_invoice(order: Record, invoice: Record) -> list[str]:
+    """Drift between an order and its FreshBooks invoice (the reconciliation report): the order
+    still paid, the currency, the total before refunds, what was refunded, and what was paid."""
+    if int(invoice.get("vis_state") or 0) == VisState.DELETED:
+        return [f"FreshBooks invoice {invoice.get('invoice_number')} is deleted, the order is not"]
+    if not is_invoiceable_status(order):
+        label = STATUS_NAMES.get(int(order["status_id"]), f"status {order['status_id']}")
+        number = invoice.get("invoice_number")
+        return [f"the order is {label} in BigCommerce, not paid, but FreshBooks invoice {number} stands"]
+    code = str(order.get("default_currency_code") or order.get("currency_code") or "").upper()
+    problems = []
+    if str(invoice.get("currency_code")) != code:
+        problems.append(f"currency differs: BigCommerce {code}, FreshBooks {invoice.get('currency_code')}")
+    reduced, credited = refunded_on_invoice(invoice)
+    order_total, invoice_total = cents(order["total_inc_tax"]), parse_money(invoice.get("amount")) + reduced
+    if order_total != invoice_total:
+        problems.append(f"total differs: BigCommerce {order_total} {code}, FreshBooks {invoice_total} (before refunds)")
+    refunded = cents(order.get("refunded_amount") or 0)
+    if refunded != reduced + credited:
+        problems.append(f"refunded differs: BigCommerce {refunded}, FreshBooks {reduced + credited}")
+    captured = sum((cents(t["amount"]) for t in captures(order)), ZERO)
+    paid = parse_money(invoice.get("paid"))
+    if captured - reduced != paid:
+        problems.append(
+            f"paid differs: BigCommerce captured {captured} less {reduced} refunded to the payment, "
+            f"FreshBooks shows {paid} paid, {parse_money(invoice.get('outstanding'))} outstanding"
+        )
+    if int(invoice.get("status") or 1) == 1:
+        problems.append("the FreshBooks invoice is still a draft: it is in no report")
+    return problems
+
+
 # ---------------------------------------------------------------------------------- payments
 
 
@@ -900,6 +947,9 @@ PAIR = Pair(
             find=find_invoice,
             create=create_invoice,
             update=update_invoice,
+            reconcile=Reconciliation(
+                fetch_target=lambda fb, invoice_id: fb.invoices.get(invoice_id), compare=compare_invoice
+            ),
         ),
         Entity(
             "payment",

@@ -110,6 +110,13 @@ class Harness:
             os.environ.update(saved)
 
 
+def assert_succeeded(output: str) -> None:
+    """``airflow dags test`` output of a run whose every task succeeded (its summary ran)."""
+    assert "summary" in output, output[-3000:]
+    lowered = output.lower()
+    assert "state=failed" not in lowered and "dagrun failed" not in lowered, output[-5000:]
+
+
 @pytest.fixture
 def harness(sandbox, airflow_home, tmp_path):
     sandbox.control.reset()

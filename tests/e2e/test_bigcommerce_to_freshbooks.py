@@ -11,6 +11,7 @@ from decimal import Decimal
 import pytest
 import requests
 
+from tests.e2e.conftest import assert_succeeded
 from tests.e2e.pair_cases import CASES
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
@@ -102,3 +103,28 @@ def test_an_unpaid_order_is_invoiced_once_it_is_paid_and_a_new_refund_is_applied
     payments = [p for p in freshbooks(harness)["payments"] if p["invoiceid"] == invoices["100"]["id"]]
     assert [money(p["amount"]) for p in payments] == [Decimal("411.58")]
     assert str(payments[0]["note"]).count("[refund 4:") == 1
+
+
+def test_a_run_asked_to_reconcile_finds_agreement_then_names_a_deleted_payment_and_a_cancelled_order(harness):
+    """Accountants before month-end: ``airflow dags trigger bigcommerce_to_freshbooks -c '{"reconcile": true}'``."""
+    clean = harness.run_dag(DAG, conf={"reconcile": True})
+    assert_succeeded(clean)
+    assert "invoice: 9 compared (bigcommerce -> freshbooks), 0 with drift" in clean, clean[-3000:]
+
+    invoices = ours(harness)
+    paid = next(p for p in freshbooks(harness)["payments"] if p["invoiceid"] == invoices["101"]["id"])
+    with harness.hook("freshbooks") as fb:
+        fb.payments.delete(paid["id"])  # behind the integration's back
+    conn = harness.control.connections()["bigcommerce"]
+    headers = {"X-Auth-Token": conn["password"], "Accept": "application/json"}
+    cancel = {"status_id": 5}
+    requests.put(
+        f"{conn['host']}/stores/{STORE}/v2/orders/102", json=cancel, headers=headers, timeout=10
+    ).raise_for_status()
+
+    drifted = harness.run_dag(DAG, conf={"reconcile": True})
+    assert_succeeded(drifted)
+    report = drifted[drifted.index("bigcommerce_to_freshbooks reconciliation:") :]
+    assert "invoice: 9 compared (bigcommerce -> freshbooks), 2 with drift" in report, report[:3000]
+    assert f"101 -> {invoices['101']['id']}: paid differs: BigCommerce captured" in report, report[:3000]
+    assert f"102 -> {invoices['102']['id']}: the order is Cancelled in BigCommerce, not paid" in report, report[:3000]

@@ -11,6 +11,8 @@ from __future__ import annotations
 import pytest
 import requests
 
+from tests.e2e.conftest import assert_succeeded
+
 pytestmark = pytest.mark.e2e
 
 ORG = "00802BRTSIDEMKT0001A"
@@ -31,11 +33,6 @@ def bills_by_number(harness) -> dict[str, list[dict]]:
     for bill in bill_org(harness)["bills"]:
         result.setdefault(bill["invoice"]["invoiceNumber"], []).append(bill)
     return result
-
-
-def assert_succeeded(output: str) -> None:
-    assert "summary" in output, output[-3000:]
-    assert "state=failed" not in output.lower() and "dagrun failed" not in output.lower(), output[-5000:]
 
 
 def test_partial_payments_add_up_exactly_once(harness):

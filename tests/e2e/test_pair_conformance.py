@@ -19,6 +19,7 @@ from collections import Counter
 
 import pytest
 
+from tests.e2e.conftest import assert_succeeded
 from tests.e2e.pair_cases import CASES, PairCase
 
 pytestmark = pytest.mark.e2e
@@ -38,12 +39,6 @@ def world(sandbox, airflow_home, tmp_path, case):
     sandbox.control.reset()
     harness = Harness(sandbox, airflow_home, tmp_path, extra_env=dict(case.extra_env))
     return harness
-
-
-def assert_succeeded(output: str) -> None:
-    assert "summary" in output, output[-3000:]
-    lowered = output.lower()
-    assert "state=failed" not in lowered and "dagrun failed" not in lowered, output[-5000:]
 
 
 def vendor_writes(harness, case: PairCase) -> dict[str, int]:

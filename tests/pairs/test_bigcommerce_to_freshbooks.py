@@ -21,6 +21,7 @@ from airflow_provider_mlconnector.pairs.bigcommerce_to_freshbooks import (
     Settings,
     apply_refunds,
     client_payload,
+    compare_invoice,
     find_applied_refunds,
     finish_invoice,
     invoice_payload,
@@ -536,3 +537,67 @@ def test_refunds_wait_for_the_payments_they_reduce() -> None:
     ctx.links["payment"] = {}
     with pytest.raises(NotLinkedYetError):
         refunds_payload(refunds(refund(2, 64.95)), ctx)
+
+
+# ---------------------------------------------------------------------------------- reconciliation
+
+
+def as_read(fb: FakeFreshBooks, paid: str) -> dict[str, Any]:
+    """The invoice as FreshBooks answers a GET: its computed total, paid and outstanding."""
+    invoice = fb.invoices.get(120101)
+    total = Decimal(invoice["amount"]["amount"])
+    return {**invoice, "paid": {"amount": paid, "code": "USD"}, "outstanding": {"amount": str(total - Decimal(paid))}}
+
+
+def refunded(fb: FakeFreshBooks, *applied: dict[str, Any]) -> None:
+    payload = refunds_payload(refunds(*applied), linked())
+    assert isinstance(payload, dict)
+    apply_refunds(fb, payload)
+
+
+def test_an_invoice_that_matches_its_order_has_no_drift_before_and_after_refunds() -> None:
+    fb = FakeFreshBooks()
+    invoiced_and_paid(fb)
+    assert compare_invoice(order(), as_read(fb, "431.58")) == []
+    refunded(fb, refund(2, 64.95), refund(3, 39.50, provider="storecredit"))
+    after = order(status=14, refunded_amount="104.4500")
+    assert compare_invoice(after, as_read(fb, "366.63")) == []
+
+
+def test_a_payment_deleted_in_freshbooks_is_named_with_what_is_outstanding() -> None:
+    fb = FakeFreshBooks()
+    invoiced_and_paid(fb)
+    assert compare_invoice(order(), as_read(fb, "0.00")) == [
+        "paid differs: BigCommerce captured 431.58 less 0.00 refunded to the payment, "
+        "FreshBooks shows 0.00 paid, 431.58 outstanding"
+    ]
+
+
+def test_a_refund_not_on_the_invoice_and_a_total_edited_in_freshbooks_are_named() -> None:
+    fb = FakeFreshBooks()
+    invoiced_and_paid(fb)
+    fb.invoices.rows[120101]["lines"][0]["unit_cost"] = {"amount": "421.58", "code": "USD"}
+    problems = compare_invoice(order(status=14, refunded_amount="20.0000"), as_read(fb, "431.58"))
+    assert problems[:2] == [
+        "total differs: BigCommerce 431.58 USD, FreshBooks 421.58 (before refunds)",
+        "refunded differs: BigCommerce 20.00, FreshBooks 0.00",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"status_id": 5}, "the order is Cancelled in BigCommerce, not paid, but FreshBooks invoice 100 stands"),
+        ({"vis_state": 1}, "FreshBooks invoice 100 is deleted, the order is not"),
+        ({"currency_code": "EUR"}, "currency differs: BigCommerce USD, FreshBooks EUR"),
+        ({"status": 1}, "the FreshBooks invoice is still a draft: it is in no report"),
+    ],
+)
+def test_an_order_no_longer_paid_or_an_invoice_deleted_moved_or_left_a_draft_is_drift(
+    change: dict[str, Any], expected: str
+) -> None:
+    fb = FakeFreshBooks()
+    invoiced_and_paid(fb)
+    the_order, invoice = order(), as_read(fb, "431.58")
+    (the_order if "status_id" in change else invoice).update(change)
+    assert compare_invoice(the_order, invoice) == [expected]
