@@ -15,9 +15,10 @@ freshbooks_to_bill -c '{"reconcile": true}'``; the report is the summary's ``rec
 the summary rather than a task of its own so that an ordinary run starts no worker for it. Same
 DAG, after the sync, because the DAG has ``max_active_runs=1``: no sync run writes while
 it compares, so a record half-written by a concurrent run is never reported as drift (a DAG on
-its own schedule would race the sync). It costs two reads per synced record, which is why it is
-opt-in rather than hourly. ``mlconnector-state reconcile <pair>`` runs the same check from a
-shell and the ML Connector page shows the latest report.
+its own schedule would race the sync). It costs two reads per synced record (fewer where the
+source is read in batches, ``fetch_sources``), which is why it is opt-in rather than hourly.
+``mlconnector-state reconcile <pair>`` runs the same check from a shell and the ML Connector page
+shows the latest report.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Param
 
-from airflow_provider_mlconnector.exceptions import NotFoundError
+from airflow_provider_mlconnector.exceptions import NotFoundError, RecordError
 from airflow_provider_mlconnector.operators.pair import Entity, Hook, Pair, Record
 from airflow_provider_mlconnector.state.id_map import MappingStatus
 
@@ -60,10 +61,17 @@ class Reconciliation:
         means missing).
     :param compare: ``(source_record, target_record) -> problems``, one sentence each naming
         both values ("amount differs: FreshBooks 120.00, BILL 110.00"); empty when they agree.
+    :param fetch_sources: ``(source_hook, source_ids) -> {source_id: record}``, reading the source
+        records in a few calls where one read per record is dear (Expensify's exporter: two
+        rate-limited calls per read); an id absent from the answer is missing there. ``None``:
+        ``Entity.fetch`` per record.
+    :param missing_source: why a source record may be gone, added to its drift line.
     """
 
     fetch_target: Callable[[Hook, str], Record | None]
     compare: Callable[[Record, Record], list[str]]
+    fetch_sources: Callable[[Hook, list[str]], Mapping[str, Record]] | None = None
+    missing_source: str = "no longer exists there"
 
 
 @dataclass(frozen=True)
@@ -135,38 +143,57 @@ def _reconcile_entity(
     assert entity.reconcile is not None
     reader, writer = (target, source) if entity.reverse else (source, target)
     report = EntityReport(entity.name, reader.conn_type, writer.conn_type)
+    synced = []
     for mapping in store.id_map.list(pair.name, entity.name, reader.tenant):
         if mapping.status is not MappingStatus.SYNCED or mapping.target_id is None:
             continue  # a write in flight (or abandoned): the sync, not this report, settles it
         if mapping.fingerprint == _RETIRED:
             report.retired += 1
-            continue
+        else:
+            synced.append((mapping.source_id, mapping.target_id))
+    source_record = _source_reader(entity, reader, [source_id for source_id, _ in synced])
+    for source_id, target_id in synced:
         report.checked += 1
-        problems = _compare(entity, reader, writer, mapping.source_id, mapping.target_id, report)
+        target_record = _get(entity.reconcile.fetch_target, writer, target_id)
+        problems = _compare(entity.reconcile, source_id, target_id, source_record(source_id), target_record, report)
         if problems:
-            report.drift.append(Drift(entity.name, mapping.source_id, mapping.target_id, problems))
+            report.drift.append(Drift(entity.name, source_id, target_id, problems))
     return report
 
 
-def _compare(
-    entity: Entity, reader: MLConnectorHook, writer: MLConnectorHook, source_id: str, target_id: str, r: EntityReport
-) -> list[str]:
+def _source_reader(entity: Entity, reader: MLConnectorHook, source_ids: list[str]) -> Callable[[str], Record | None]:
+    """How to get one synced source record: from one batched read of them all, or by id."""
     assert entity.reconcile is not None
-    source_record = _get(lambda: entity.fetch(reader, source_id))
-    target_record = _get(lambda: entity.reconcile.fetch_target(writer, target_id))  # type: ignore[union-attr]
+    if entity.reconcile.fetch_sources is None or not source_ids:
+        return lambda source_id: _get(entity.fetch, reader, source_id)
+    found = dict(entity.reconcile.fetch_sources(reader, source_ids))
+    return found.get
+
+
+def _compare(
+    how: Reconciliation,
+    source_id: str,
+    target_id: str,
+    source_record: Record | None,
+    target_record: Record | None,
+    r: EntityReport,
+) -> list[str]:
     problems = []
     if source_record is None:
-        problems.append(f"missing in {r.source_system}: {entity.name} {source_id} no longer exists there")
+        problems.append(f"missing in {r.source_system}: {r.entity} {source_id} {how.missing_source}")
     if target_record is None:
-        problems.append(f"missing in {r.target_system}: {entity.name} {target_id} no longer exists there")
+        problems.append(f"missing in {r.target_system}: {r.entity} {target_id} no longer exists there")
     if source_record is not None and target_record is not None:
-        problems += entity.reconcile.compare(source_record, target_record)
+        try:
+            problems += how.compare(source_record, target_record)
+        except RecordError as exc:  # e.g. a record edited into something the pair cannot read
+            problems.append(f"cannot be compared: {exc.reason}")
     return problems
 
 
-def _get(read: Callable[[], Record | None]) -> Record | None:
+def _get(read: Callable[[Hook, str], Record | None], hook: MLConnectorHook, record_id: str) -> Record | None:
     try:
-        return read()
+        return read(hook, record_id)
     except NotFoundError:
         return None
 

@@ -85,6 +85,7 @@ from airflow_provider_mlconnector.exceptions import ConfigurationError, MappingE
 from airflow_provider_mlconnector.hooks.expensify import ExpensifyHook
 from airflow_provider_mlconnector.hooks.freshbooks import FreshBooksHook, money, parse_money
 from airflow_provider_mlconnector.operators.pair import Ctx, Entity, Outcome, Pair, Record, Skip
+from airflow_provider_mlconnector.operators.reconcile import Reconciliation
 from airflow_provider_mlconnector.pairs import people, variables
 
 if TYPE_CHECKING:
@@ -569,6 +570,71 @@ def update_payment(freshbooks: FreshBooksHook, payment_id: str, payload: Record)
     freshbooks.bill_payments.update(payment_id, {k: v for k, v in payload.items() if k != "billid"})
 
 
+# ---------------------------------------------------------------------------------- reconciliation
+
+#: Reports per export when reconciling (the exporter takes a list of report ids; two calls each).
+REPORTS_PER_EXPORT = 100
+#: Why a synced report may no longer come out of the exporter (it exports approved and reimbursed ones).
+NOT_EXPORTED = "is no longer exported (deleted, or sent back to Open in Expensify)"
+
+
+def reports_by_id(expensify: ExpensifyHook, report_ids: list[str]) -> dict[str, Record]:
+    """The reports, read by id :data:`REPORTS_PER_EXPORT` at a time, not one export each."""
+    wanted = sorted(set(report_ids))
+    found: dict[str, Record] = {}
+    for start in range(0, len(wanted), REPORTS_PER_EXPORT):
+        for report in expensify.export_reports(report_ids=wanted[start : start + REPORTS_PER_EXPORT]):
+            found[str(report["reportID"])] = report
+    return found
+
+
+def card_expenses_by_id(expensify: ExpensifyHook, source_ids: list[str]) -> dict[str, Record]:
+    booking = booking_mode()
+    reports = reports_by_id(expensify, [source_id.split("/", 1)[0] for source_id in source_ids])
+    return {r["id"]: r for report in reports.values() for r in card_records(report, booking)}
+
+
+def is_deleted(record: Mapping[str, Any]) -> bool:
+    return int(record.get("vis_state") or 0) == people.DELETED
+
+
+def compare_bill(report: Record, bill: Record) -> list[str]:
+    """Drift between a report and its FreshBooks bill: deleted, currency, the reimbursable total,
+    and reimbursed in one system but not paid in the other."""
+    if is_deleted(bill):
+        return [f"FreshBooks bill {bill['id']} is deleted, Expensify report {report['reportID']} is not"]
+    currency = str(report.get("currency") or "").upper()
+    problems = []
+    if str(bill.get("currency_code")) != currency:
+        problems.append(f"currency differs: Expensify {currency}, FreshBooks {bill.get('currency_code')}")
+    expected = sum((expense_amount(e, currency) for e in expenses_of(report, booking_mode(), BILL)), Decimal(0))
+    total = parse_money(bill.get("total_amount") or bill.get("amount"))
+    if expected != total:
+        problems.append(f"total differs: Expensify {expected} (reimbursable expenses), FreshBooks {total}")
+    reimbursed, status = report_state(report) == "REIMBURSED", str(bill.get("status") or "unpaid")
+    if reimbursed and status != "paid":
+        problems.append(f"reimbursed in Expensify, but the FreshBooks bill is {status}")
+    if not reimbursed and status in ("paid", "partial"):
+        problems.append(f"the FreshBooks bill is {status}, but the report is not reimbursed in Expensify")
+    return problems
+
+
+def compare_card_expense(record: Record, expense: Record) -> list[str]:
+    """Drift between a card transaction and its FreshBooks expense: deleted, amount, date."""
+    if is_deleted(expense):
+        return [f"FreshBooks expense {expense['id']} is deleted, the Expensify transaction is not"]
+    report: Record = record["report"]
+    transaction_id = str(record["id"]).split("/", 1)[1]
+    transaction = next(e for e in report["transactionList"] if str(e["transactionID"]) == transaction_id)
+    problems = []
+    expected, amount = expense_amount(transaction, str(report["currency"]).upper()), parse_money(expense["amount"])
+    if expected != amount:
+        problems.append(f"amount differs: Expensify {expected}, FreshBooks {amount}")
+    if expense_date(transaction) != str(expense.get("date")):
+        problems.append(f"date differs: Expensify {expense_date(transaction)}, FreshBooks {expense.get('date')}")
+    return problems
+
+
 # ---------------------------------------------------------------------------------- export label
 
 
@@ -652,6 +718,12 @@ PAIR = Pair(
             find=find_bill,
             create=lambda fb, payload: fb.bills.create(payload),
             update=update_bill,
+            reconcile=Reconciliation(
+                fetch_target=lambda fb, bill_id: fb.bills.get(bill_id),
+                compare=compare_bill,
+                fetch_sources=reports_by_id,
+                missing_source=NOT_EXPORTED,
+            ),
         ),
         Entity(
             "expense",
@@ -665,6 +737,12 @@ PAIR = Pair(
             find=find_expense,
             create=lambda fb, payload: fb.expenses.create(payload),
             update=lambda fb, expense_id, payload: fb.expenses.update(expense_id, payload),
+            reconcile=Reconciliation(
+                fetch_target=lambda fb, expense_id: fb.expenses.get(expense_id),
+                compare=compare_card_expense,
+                fetch_sources=card_expenses_by_id,
+                missing_source=NOT_EXPORTED,
+            ),
         ),
         Entity(
             "payment",

@@ -10,6 +10,7 @@ import json
 import pytest
 
 from airflow_provider_mlconnector.pairs.expensify_to_freshbooks import CATEGORY_OVERRIDES_VARIABLE
+from tests.e2e.conftest import assert_succeeded
 
 pytestmark = pytest.mark.e2e
 
@@ -33,12 +34,8 @@ def freshbooks_writes(harness) -> dict[str, int]:
     }
 
 
-def succeeded(output: str) -> None:
-    assert "summary" in output and "state=failed" not in output.lower(), output[-4000:]
-
-
 def test_the_story_books_exact_amounts_holds_the_unmapped_report_and_a_replay_writes_it_once(harness):
-    succeeded(harness.run_dag(DAG))
+    assert_succeeded(harness.run_dag(DAG))
     bills, expenses, payments = books(harness)
     assert sorted(bills) == ["R00A7kQ2mX1B", "R00B3nV8pL4C", "R00F1qA9sD7G", "R00G4hJ6kL0H"]
     october = bills["R00A7kQ2mX1B"]
@@ -59,12 +56,12 @@ def test_the_story_books_exact_amounts_holds_the_unmapped_report_and_a_replay_wr
     harness.extra_env[f"AIRFLOW_VAR_{CATEGORY_OVERRIDES_VARIABLE.upper()}"] = json.dumps(
         {"Client Gifts": "Meals & Entertainment"}
     )
-    succeeded(harness.run_dag(DAG, conf={"replay_dead_letters": [letters["R00E6tR3eW2F"].id]}))
+    assert_succeeded(harness.run_dag(DAG, conf={"replay_dead_letters": [letters["R00E6tR3eW2F"].id]}))
     bills, _, _ = books(harness)
     assert bills["R00E6tR3eW2F"]["total_amount"]["amount"] == "248.70"  # 184.50 + 64.20, both lines
 
     harness.control.clear_requests()
-    succeeded(harness.run_dag(DAG))
+    assert_succeeded(harness.run_dag(DAG))
     assert freshbooks_writes(harness) == {}, "a no-change rerun wrote to FreshBooks"
     bills_again, expenses_again, payments_again = books(harness)
     assert sorted(bills_again) == sorted(bills) and len(expenses_again) == 4 and len(payments_again) == 1
@@ -74,7 +71,23 @@ def test_with_a_test_report_prefix_only_the_test_reports_sync(harness):
     connection = harness.control.connections()["expensify"]
     connection["extra"] = {**connection.get("extra", {}), "test_report_prefix": "TEST - "}
     harness.extra_env["AIRFLOW_CONN_EXPENSIFY_DEFAULT"] = json.dumps(connection)
-    succeeded(harness.run_dag(DAG))
+    assert_succeeded(harness.run_dag(DAG))
     bills, expenses, _ = books(harness)
     assert list(bills) == ["R00F1qA9sD7G"] and expenses == []
     assert bills["R00F1qA9sD7G"]["overall_description"] == "Expensify report R00F1qA9sD7G (TEST - Sandbox Sync Check)"
+
+
+def test_a_run_asked_to_reconcile_finds_agreement_then_names_an_expense_deleted_in_freshbooks(harness):
+    clean = harness.run_dag(DAG, conf={"reconcile": True})
+    assert_succeeded(clean)
+    assert "bill: 4 compared (expensify -> freshbooks), 0 with drift" in clean, clean[-3000:]
+    assert "expense: 4 compared (expensify -> freshbooks), 0 with drift" in clean, clean[-3000:]
+
+    _, expenses, _ = books(harness)
+    with harness.hook("freshbooks") as fb:
+        fb.expenses.delete(expenses[0]["id"])  # behind the integration's back
+    drifted = harness.run_dag(DAG, conf={"reconcile": True})
+    assert_succeeded(drifted)
+    report = drifted[drifted.index("expensify_to_freshbooks reconciliation:") :]
+    assert "expense: 4 compared (expensify -> freshbooks), 1 with drift" in report, report[:3000]
+    assert f"FreshBooks expense {expenses[0]['id']} is deleted, the Expensify transaction is not" in report

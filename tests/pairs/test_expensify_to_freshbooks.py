@@ -15,6 +15,7 @@ import pytest
 from airflow_provider_mlconnector.exceptions import MappingError
 from airflow_provider_mlconnector.operators.engine import RunInfo, SyncEngine
 from airflow_provider_mlconnector.operators.pair import Ctx, Skip
+from airflow_provider_mlconnector.operators.reconcile import reconcile
 from airflow_provider_mlconnector.pairs import people
 from airflow_provider_mlconnector.pairs.expensify_to_freshbooks import (
     BOOKING_VARIABLE,
@@ -363,3 +364,49 @@ def test_a_report_with_only_card_expenses_has_no_bill():
 def test_the_person_key_is_the_case_folded_e_mail_shared_with_the_bamboohr_pair():
     assert people.person_key("  Maya.Okafor@Brightside-Marketing.EXAMPLE ") == MAYA
     assert people.display_name("theo.lindqvist@x.example") == "Theo Lindqvist"
+
+
+# ---------------------------------------------------------------------------------- reconciliation
+
+
+class RenderedBills(Collection):
+    """Bills read back as FreshBooks renders them: total and status computed from lines and payments."""
+
+    def get(self, record_id):
+        bill = super().get(record_id)
+        total = sum(cents(round(float(li["unit_cost"]["amount"]) * 100)) for li in bill["lines"])
+        bill.setdefault("status", "unpaid")
+        return {**bill, "total_amount": {"amount": str(total), "code": bill["currency_code"]}}
+
+
+def test_reconciling_reads_the_reports_in_one_export_per_entity_and_names_what_changed_behind_its_back(state_store):
+    two = report("R5", expense("T50", 4200, "Travel"), expense("T51", 1999, "Office Supplies", reimbursable=False))
+    expensify, fb = FakeExpensify([copy.deepcopy(MIXED), two]), FakeFreshBooks()
+    fb.bills = RenderedBills(filters=("vendorid",))
+    sync(state_store, expensify, fb, "r1")
+    before = expensify.exports
+    clean = reconcile(PAIR, expensify, fb, state_store)
+    assert {e.entity: (e.checked, e.drift) for e in clean.entities} == {"bill": (2, []), "expense": (2, [])}
+    assert expensify.exports - before == 2  # one export of both reports for the bills, one for the expenses
+
+    r1 = next(b for b in fb.bills.rows.values() if b["bill_number"] == "R1")
+    r1["lines"][0]["unit_cost"] = {"amount": "80.00", "code": "USD"}  # edited in FreshBooks
+    card = next(e for e in fb.expenses.rows.values() if "transaction T51" in e["notes"])
+    card["vis_state"] = 1  # deleted in FreshBooks
+    expensify.reports["R5"].update(status="Reimbursed", reimbursed="2026-11-08 09:00:00")  # no sync since
+    del expensify.reports["R1"]  # sent back to Open: the exporter no longer returns it
+    drift = {(d.entity, d.source_id): d.problems for d in reconcile(PAIR, expensify, fb, state_store).drift}
+    assert drift == {
+        ("bill", "R1"): [
+            "missing in expensify: bill R1 is no longer exported (deleted, or sent back to Open in Expensify)"
+        ],
+        ("bill", "R5"): ["reimbursed in Expensify, but the FreshBooks bill is unpaid"],
+        ("expense", "R1/T3"): [
+            "missing in expensify: expense R1/T3 is no longer exported (deleted, or sent back to Open in Expensify)"
+        ],
+        ("expense", "R5/T51"): [f"FreshBooks expense {card['id']} is deleted, the Expensify transaction is not"],
+    }
+
+    expensify.reports["R1"] = copy.deepcopy(MIXED)
+    (edited,) = [d for d in reconcile(PAIR, expensify, fb, state_store).drift if d.source_id == "R1"]
+    assert edited.problems == ["total differs: Expensify 125.57 (reimbursable expenses), FreshBooks 119.17"]
