@@ -86,6 +86,12 @@ class BigCommerceConfig:
     client_secret: str | None = field(default=None, repr=False)
 
 
+#: Per-order reads (products, transactions, refunds) in flight at once. BigCommerce caps requests
+#: per 30-second window (the quota headers), not concurrent connections; :class:`QuotaThrottle`
+#: keeps every one of these calls inside the window.
+READS_AT_ONCE = 4
+
+
 class QuotaThrottle:
     """Stay inside the store's 30-second request quota using the headers of every answer.
 

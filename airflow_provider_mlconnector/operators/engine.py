@@ -299,6 +299,12 @@ class SyncEngine:
             decision.action, decision.reason, decision.error_kind = "quarantine", conflict, "duplicate_natural_key"
         return decision
 
+    def _index(self, payloads: list[Record]) -> Mapping[str, Record] | None:
+        """The target records of these payloads' keys in one lookup, or None: ``find`` each."""
+        if self.entity.reference_index is not None:
+            return self.entity.reference_index(self.reference, payloads)
+        return self.entity.index(self.writer, payloads) if self.entity.index is not None else None
+
     def _key_taken(self, decision: Decision) -> str | None:
         """Why the decision's natural key belongs to another source record, if it does."""
         assert decision.natural_key is not None
@@ -316,7 +322,7 @@ class SyncEngine:
         pending = [d for d in decisions if d.action == "create" or (d.action == "update" and self._key_changed(d))]
         if not pending:
             return
-        index = self.entity.index(self.writer, [d.payload or {} for d in pending]) if self.entity.index else None
+        index = self._index([d.payload or {} for d in pending])
         for decision in pending:
             assert decision.natural_key is not None
             found = index.get(decision.natural_key) if index is not None else self._find(decision.natural_key)

@@ -91,6 +91,10 @@ class Entity:
         entity is never retired.
     :param index: optional batch lookup ``(target_hook, payloads) -> {key: record}``, one call
         instead of a ``find`` per record.
+    :param reference_index: optional batch lookup in the reference data ``prepare`` read once
+        per task: ``(reference, payloads) -> {key: record}``, for a target that can only be
+        searched one key at a time, so the whole table is read once per task instead (FreshBooks
+        invoices by number). Takes precedence over ``index``.
     :param prepare: reference data read once per task (chart of accounts, currencies):
         ``(source_hook, target_hook) -> anything``; transform sees it as ``ctx.reference``.
     :param after: entities that must run before this one (a bill references its vendor).
@@ -112,6 +116,7 @@ class Entity:
     create_many: Callable[[Hook, list[Record]], Sequence[Record | RecordError | ApiError]] | None = None
     bulk_limit: int = 1
     index: Callable[[Hook, list[Record]], Mapping[str, Record]] | None = None
+    reference_index: Callable[[Any, list[Record]], Mapping[str, Record]] | None = None
     prepare: Callable[[Hook, Hook], Any] | None = None
     source_id: Callable[[Record], str] = record_id
     target_id: Callable[[Record], str] = record_id

@@ -66,10 +66,11 @@ from __future__ import annotations
 
 import email.utils
 import re
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_provider_mlconnector.exceptions import (
     ConfigurationError,
@@ -77,7 +78,7 @@ from airflow_provider_mlconnector.exceptions import (
     RecordError,
     WriteOutcomeUnknownError,
 )
-from airflow_provider_mlconnector.hooks.bigcommerce import PAID_STATUS_IDS, BigCommerceHook
+from airflow_provider_mlconnector.hooks.bigcommerce import PAID_STATUS_IDS, READS_AT_ONCE, BigCommerceHook
 from airflow_provider_mlconnector.hooks.freshbooks import FreshBooksHook, VisState, money, parse_money
 from airflow_provider_mlconnector.operators.pair import Ctx, Entity, Outcome, Pair, Record, Skip
 from airflow_provider_mlconnector.operators.reconcile import Reconciliation
@@ -86,6 +87,7 @@ from airflow_provider_mlconnector.pairs.variables import variable
 if TYPE_CHECKING:
     from airflow_provider_mlconnector.state.watermarks import Window
 
+T = TypeVar("T")
 PREFIX_VARIABLE = "mlconnector_bigcommerce_to_freshbooks_invoice_prefix"
 REFUND_MODE_VARIABLE = "mlconnector_bigcommerce_to_freshbooks_refund_mode"
 REFUND_MODES = ("reduce", "credit_note")
@@ -167,6 +169,39 @@ def read_settings(bigcommerce: BigCommerceHook, freshbooks: FreshBooksHook) -> S
     return Settings.read()
 
 
+@dataclass(frozen=True)
+class InvoiceBooks(Settings):
+    """The settings, and every FreshBooks invoice by number, deleted ones included: read once per
+    plan task. FreshBooks searches invoices one exact number at a time, and a number is never
+    reused, so checking each order's number costs two listings; one read of the whole table
+    answers every order of the task (``reference_index``, and the "number taken" check)."""
+
+    numbered: Mapping[str, list[Record]] = field(default_factory=dict)
+
+    def invoices_numbered(self, number: str) -> list[Record]:
+        return self.numbered.get(number, [])
+
+
+def invoice_books(bigcommerce: BigCommerceHook | None, freshbooks: FreshBooksHook) -> InvoiceBooks:
+    numbered: dict[str, list[Record]] = {}
+    listed = [*freshbooks.invoices.list(), *freshbooks.invoices.list(vis_state=VisState.DELETED)]
+    for invoice in sorted(listed, key=lambda i: int(i["id"])):
+        numbered.setdefault(str(invoice.get("invoice_number")), []).append(invoice)
+    settings = Settings.read()
+    return InvoiceBooks(prefix=settings.prefix, refund_mode=settings.refund_mode, numbered=numbered)
+
+
+def our_invoices_by_number(books: InvoiceBooks, payloads: list[Record]) -> dict[str, Record]:
+    """The batch's invoices this integration created, by number (the oldest first)."""
+    found: dict[str, Record] = {}
+    for payload in payloads:
+        number = str(payload["invoice_number"])
+        ours = [i for i in books.invoices_numbered(number) if is_ours(i)]
+        if ours:
+            found[number] = ours[0]
+    return found
+
+
 # ---------------------------------------------------------------------------------- reading orders
 
 
@@ -198,11 +233,22 @@ def enriched(bigcommerce: BigCommerceHook, order: Record) -> Record:
     }
 
 
+def per_order(bigcommerce: BigCommerceHook, read: Callable[[int], T], order_ids: Iterable[int]) -> Iterator[T]:
+    """``read`` for each order, :data:`~..hooks.bigcommerce.READS_AT_ONCE` at a time, in order.
+
+    BigCommerce has no bulk read of order products, transactions or refunds: one call per order
+    each. Their latency, not the quota, bounds a run, so they overlap (the quota throttle still
+    keeps every call inside the store's window).
+    """
+    with ThreadPoolExecutor(max_workers=READS_AT_ONCE, thread_name_prefix="bigcommerce-read") as pool:
+        yield from pool.map(read, order_ids)
+
+
 def read_orders(bigcommerce: BigCommerceHook, window: Window) -> Iterator[Record]:
     # Unpaid orders are listed bare (they are skipped with their reason, nothing else is read).
     orders = list(orders_in(bigcommerce, window))
-    for order in with_customers(bigcommerce, (o for o in orders if is_invoiceable_status(o))):
-        yield enriched(bigcommerce, order)
+    paid = {int(o["id"]): o for o in with_customers(bigcommerce, (o for o in orders if is_invoiceable_status(o)))}
+    yield from per_order(bigcommerce, lambda order_id: enriched(bigcommerce, paid[order_id]), paid)
     yield from (o for o in orders if not is_invoiceable_status(o))
 
 
@@ -418,10 +464,10 @@ ORDER_CHARGES = (("Shipping", "shipping_cost"), ("Handling", "handling_cost"), (
 
 def charge_lines(order: Mapping[str, Any], code: str) -> list[Record]:
     lines = []
-    for name, field in ORDER_CHARGES:
-        amount = cents(order.get(f"{field}_ex_tax") or 0)
+    for name, charge in ORDER_CHARGES:
+        amount = cents(order.get(f"{charge}_ex_tax") or 0)
         if amount:
-            pct = tax_percent(order.get(f"{field}_tax"), order.get(f"{field}_ex_tax"))
+            pct = tax_percent(order.get(f"{charge}_tax"), order.get(f"{charge}_ex_tax"))
             lines.append(line(name, f"Order {order['id']}", 1, amount, code, pct))
     return lines
 
@@ -462,7 +508,7 @@ def marker(order_id: object, total: Decimal, code: str) -> str:
 def invoice_payload(order: Record, ctx: Ctx) -> Outcome:
     if (skip := status_skip(order)) is not None:
         return skip
-    settings: Settings = ctx.reference
+    settings: InvoiceBooks = ctx.reference
     products = order.get("_products") or []
     if not products:
         raise MappingError(f"order {order['id']} has no products", kind="validation")
@@ -482,7 +528,7 @@ def invoice_payload(order: Record, ctx: Ctx) -> Outcome:
         "lines": balanced(lines, total, code, f"order {order['id']}"),
     }
     if not ctx.mapped:
-        refuse_taken_number(ctx.target, number, order["id"])
+        refuse_taken_number(settings.invoices_numbered(number), number, order["id"])
     return payload
 
 
@@ -499,8 +545,9 @@ def is_ours(invoice: Mapping[str, Any]) -> bool:
     return MARKER.search(str(invoice.get("notes") or "")) is not None
 
 
-def refuse_taken_number(freshbooks: FreshBooksHook, number: str, order_id: object) -> None:
-    for invoice in invoices_numbered(freshbooks, number):
+def refuse_taken_number(numbered: list[Record], number: str, order_id: object) -> None:
+    """Refuse a number another invoice holds: one this integration did not create, or our own deleted one."""
+    for invoice in numbered:
         if not is_ours(invoice):
             raise MappingError(
                 f"invoice number {number} is already used by FreshBooks invoice {invoice['id']}, which this "
@@ -656,9 +703,13 @@ def compare_invoice(order: Record, invoice: Record) -> list[str]:
 
 
 def read_captures(bigcommerce: BigCommerceHook, window: Window) -> Iterator[Record]:
-    for order in orders_in(bigcommerce, window):
-        if is_invoiceable_status(order):
-            yield from capture_records(order, bigcommerce.transactions.list(order_id=int(order["id"])))
+    paid = [int(o["id"]) for o in orders_in(bigcommerce, window) if is_invoiceable_status(o)]
+    for records in per_order(bigcommerce, lambda order_id: captures_of(bigcommerce, order_id), paid):
+        yield from records
+
+
+def captures_of(bigcommerce: BigCommerceHook, order_id: int) -> list[Record]:
+    return capture_records({"id": order_id}, bigcommerce.transactions.list(order_id=order_id))
 
 
 def capture_records(order: Mapping[str, Any], transactions: Iterable[Record]) -> list[Record]:
@@ -668,8 +719,9 @@ def capture_records(order: Mapping[str, Any], transactions: Iterable[Record]) ->
 
 def fetch_capture(bigcommerce: BigCommerceHook, source_id: str) -> Record | None:
     order_id, _, transaction_id = source_id.partition("/")
-    records = capture_records({"id": order_id}, bigcommerce.transactions.list(order_id=int(order_id)))
-    return next((r for r in records if str(r["transaction_id"]) == transaction_id), None)
+    return next(
+        (r for r in captures_of(bigcommerce, int(order_id)) if str(r["transaction_id"]) == transaction_id), None
+    )
 
 
 def payment_type(capture: Mapping[str, Any]) -> str:
@@ -741,8 +793,7 @@ def update_payment(freshbooks: FreshBooksHook, payment_id: str, payload: Record)
 def read_refunded_orders(bigcommerce: BigCommerceHook, window: Window) -> Iterator[Record]:
     listed = bigcommerce.refunds.list() if window.start is None else bigcommerce.refunds.list(created__min=window.start)
     order_ids = sorted({int(r["order_id"]) for r in listed})
-    for order_id in order_ids:
-        yield refunds_of(bigcommerce, order_id)
+    yield from per_order(bigcommerce, lambda order_id: refunds_of(bigcommerce, order_id), order_ids)
 
 
 def refunds_of(bigcommerce: BigCommerceHook, order_id: int) -> Record:
@@ -941,9 +992,10 @@ PAIR = Pair(
             after=("client", "item"),
             read=read_orders,
             fetch=fetch_order,
-            prepare=read_settings,
+            prepare=invoice_books,
             transform=invoice_payload,
             natural_key=lambda order, payload: str(payload["invoice_number"]),
+            reference_index=our_invoices_by_number,
             find=find_invoice,
             create=create_invoice,
             update=update_invoice,

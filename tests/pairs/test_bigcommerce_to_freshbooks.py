@@ -18,14 +18,17 @@ from airflow_provider_mlconnector.pairs import PAIRS
 from airflow_provider_mlconnector.pairs.bigcommerce_to_freshbooks import (
     PAIR,
     ROUNDING_LINE,
+    InvoiceBooks,
     Settings,
     apply_refunds,
     client_payload,
     compare_invoice,
     find_applied_refunds,
     finish_invoice,
+    invoice_books,
     invoice_payload,
     item_payload,
+    our_invoices_by_number,
     payer,
     payment_payload,
     predicted_total,
@@ -98,7 +101,7 @@ class FakeCtx:
     """What a transform sees: linked ids per entity, the settings, the FreshBooks hook."""
 
     links: dict[str, dict[str, str]] = field(default_factory=dict)
-    reference: Any = field(default_factory=Settings)
+    reference: Any = field(default_factory=InvoiceBooks)
     mapped: bool = False
     target: Any = field(default_factory=FakeFreshBooks)
 
@@ -215,7 +218,7 @@ def test_a_paid_order_becomes_an_invoice_numbered_like_the_order_with_tax_percen
 
 def test_the_optional_prefix_is_put_in_front_of_the_order_number() -> None:
     ctx = linked()
-    ctx.reference = Settings(prefix="BC-")
+    ctx.reference = InvoiceBooks(prefix="BC-")
     payload = invoice_payload(order(), ctx)
     assert isinstance(payload, dict) and payload["invoice_number"] == "BC-100"
 
@@ -281,6 +284,8 @@ def test_an_order_waits_for_its_client_and_items() -> None:
 def test_a_number_taken_by_an_invoice_we_did_not_create_is_a_dead_letter_naming_it() -> None:
     ctx = linked()
     ctx.target.invoices.rows[777] = {"id": 777, "invoice_number": "100", "notes": "typed by hand", "lines": []}
+    ctx.reference = invoice_books(None, ctx.target)
+    assert our_invoices_by_number(ctx.reference, [{"invoice_number": "100"}]) == {}
     with pytest.raises(MappingError) as caught:
         invoice_payload(order(), ctx)
     assert caught.value.kind == "invoice_number_taken"
@@ -296,9 +301,27 @@ def test_our_own_deleted_invoice_is_found_too_and_is_never_replaced() -> None:
         "notes": "BigCommerce order 100 · total 431.58 USD",
         "lines": [],
     }
+    ctx.reference = invoice_books(None, ctx.target)
+    assert our_invoices_by_number(ctx.reference, [{"invoice_number": "100"}])["100"]["id"] == 5
     with pytest.raises(MappingError) as caught:
         invoice_payload(order(), ctx)
     assert caught.value.kind == "invoice_deleted"
+
+
+def test_the_invoice_table_is_read_once_per_task_and_answers_every_order_of_it() -> None:
+    fb = FakeFreshBooks()
+    ours = {"notes": "BigCommerce order 100 · total 431.58 USD", "lines": []}
+    fb.invoices.rows.update(
+        {
+            7: {"id": 7, "invoice_number": "100", **ours},
+            9: {"id": 9, "invoice_number": "100", **ours},  # a duplicate a person made: the oldest is ours
+            8: {"id": 8, "invoice_number": "101", "notes": "typed by hand", "lines": []},
+        }
+    )
+    books = invoice_books(None, fb)
+    found = our_invoices_by_number(books, [{"invoice_number": n} for n in ("100", "101", "102")])
+    assert {number: invoice["id"] for number, invoice in found.items()} == {"100": 7}
+    assert [i["id"] for i in books.invoices_numbered("101")] == [8] and books.invoices_numbered("102") == []
 
 
 def test_finishing_adds_the_rounding_line_freshbooks_needs_and_marks_the_invoice_sent() -> None:
