@@ -52,15 +52,15 @@ from airflow_provider_mlconnector.exceptions import (
 from airflow_provider_mlconnector.operators.pair import Ctx, Entity, Pair, Record, Retire, Skip
 from airflow_provider_mlconnector.state.audit import AuditAction
 from airflow_provider_mlconnector.state.dead_letters import LetterStatus
-from airflow_provider_mlconnector.state.errors import ClaimLostError, IdMapConflictError
-from airflow_provider_mlconnector.state.id_map import ClaimOutcome, MappingStatus, content_fingerprint
+from airflow_provider_mlconnector.state.errors import ClaimLostError, IdMapConflictError, StateError
+from airflow_provider_mlconnector.state.id_map import ClaimOutcome, Intent, MappingStatus, content_fingerprint
 from airflow_provider_mlconnector.state.stream import Stream
 
 if TYPE_CHECKING:
     from airflow_provider_mlconnector.hooks.base import MLConnectorHook
     from airflow_provider_mlconnector.state import StateStore
     from airflow_provider_mlconnector.state.dead_letters import DeadLetter
-    from airflow_provider_mlconnector.state.id_map import IdMapping
+    from airflow_provider_mlconnector.state.id_map import Claim, IdMapping
     from airflow_provider_mlconnector.state.watermarks import Window
 
 log = logging.getLogger(__name__)
@@ -427,18 +427,16 @@ class SyncEngine:
         return self.entity.create_many is not None and self.entity.bulk_limit > 1
 
     def _bulk_creates(self, decisions: list[Decision], pool: ThreadPoolExecutor) -> list[tuple[str, str | None]]:
-        """Claim each record, then create the claimed ones in bulk calls within the vendor's limit."""
+        """Claim each record (the fresh ones in one transaction), then create the claimed ones in
+        bulk calls within the vendor's limit."""
+        tokens = [self.run.claim_token() for _ in decisions]
+        claims = self.stream.claim_many(
+            [Intent(d.source_id, t, d.natural_key, d.fingerprint) for d, t in zip(decisions, tokens, strict=True)]
+        )
         outcomes: list[tuple[str, str | None]] = []
         ready: list[tuple[Decision, str]] = []
-        for decision in decisions:
-            token = self.run.claim_token()
-            settled: dict[str, str | None] = {}
-
-            def claim(d: Decision = decision, t: str = token, box: dict[str, str | None] = settled) -> str:
-                box["outcome"] = self._claim(d, t)
-                return box["outcome"] or "claimed"
-
-            outcome = self._guarded(decision, claim)
+        for decision, token, claim in zip(decisions, tokens, claims, strict=True):
+            outcome = self._guarded(decision, partial(self._claimed, decision, token, claim))
             if outcome[0] == "claimed":
                 ready.append((decision, token))
             else:
@@ -462,16 +460,37 @@ class SyncEngine:
             )
             return self._confirm_each(chunk, unknown)
         outcomes: list[tuple[str, str | None]] = []
+        written: list[tuple[Decision, str, str]] = []
         for (decision, token), answer in zip(chunk, created, strict=True):
             if isinstance(answer, (RecordError, ApiError)):
                 # That record's own answer (QuickBooks' batch answers each item apart).
                 outcomes += self._bulk_failed([(decision, token)], answer)
-                continue
-            target_id = self.entity.target_id(answer)
-            outcomes.append(
-                self._guarded(decision, partial(self._completed, decision, token, target_id, {"bulk": True}))
-            )
-        return outcomes
+            else:
+                written.append((decision, token, self.entity.target_id(answer)))
+        return outcomes + self._completed_many(written)
+
+    def _completed_many(self, written: list[tuple[Decision, str, str]]) -> list[tuple[str, str | None]]:
+        """:meth:`_completed` for the records of one bulk call: one transaction for their ID-map
+        rows, one for their audit rows, one read of their open letters."""
+        failures = self.stream.complete_many(
+            [
+                Intent(d.source_id, token, fingerprint=d.fingerprint, target_id=target_id)
+                for d, token, target_id in written
+            ]
+        )
+        outcomes: list[tuple[str, str | None]] = []
+        done: list[Decision] = []
+        for decision, _, target_id in written:
+            decision.target_id = target_id
+            if decision.source_id in failures:
+                failed = partial(self._completion_failed, decision, failures[decision.source_id])
+                outcomes.append(self._guarded(decision, failed))
+            else:
+                done.append(decision)
+        rows = [(AuditAction.CREATED, d.source_id, d.target_id, self._summary(d, {"bulk": True})) for d in done]
+        self.stream.audit_many(rows, run=self.run.as_audit())
+        self._close_letters(done)
+        return outcomes + [("created", None) for _ in done]
 
     def _bulk_failed(
         self, chunk: list[tuple[Decision, str]], exc: ClaimLostError | RecordError | ApiError
@@ -496,8 +515,11 @@ class SyncEngine:
         return [self._guarded(d, partial(self._confirm_after_unknown, d, t, exc)) for d, t in chunk]
 
     def _all_ours(self, chunk: list[tuple[Decision, str]]) -> None:
-        for decision, token in chunk:
-            self._still_ours(decision, token)
+        """The fence of a bulk call: every claim of it still ours (one transaction), leases restarted."""
+        ours = self.stream.renew_many([Intent(d.source_id, t, d.natural_key, d.fingerprint) for d, t in chunk])
+        lost = [d.source_id for d, _ in chunk if d.source_id not in ours]
+        if lost:
+            raise ClaimLostError(f"{self.entity.name} {', '.join(lost[:5])}: claims taken over before the bulk call")
 
     def _without_lost_claims(self, chunk: list[tuple[Decision, str]]) -> list[tuple[str, str | None]]:
         """Nothing was sent: park the records another writer took over, send the rest again."""
@@ -591,6 +613,14 @@ class SyncEngine:
         claim = self.stream.claim(
             decision.source_id, natural_key=decision.natural_key, fingerprint=decision.fingerprint, owner=token
         )
+        return self._settle_claim(decision, token, claim)
+
+    def _claimed(self, decision: Decision, token: str, claim: Claim) -> str:
+        """``claimed`` when the record is to be created in bulk, else how its claim settled it."""
+        return self._settle_claim(decision, token, claim) or "claimed"
+
+    def _settle_claim(self, decision: Decision, token: str, claim: Claim) -> str | None:
+        """What a claim answer means: the outcome when it settles the record, ``None`` to create it."""
         if claim.outcome == ClaimOutcome.SYNCED:
             # Another run finished it since we matched: an ordinary mapped record now.
             decision.target_id = claim.mapping.target_id
@@ -675,13 +705,21 @@ class SyncEngine:
         decision.target_id = target_id
         try:
             self.stream.complete(decision.source_id, target_id, fingerprint=decision.fingerprint, owner=token)
-        except ClaimLostError:
-            # Our lease was taken over while we were inside the call: the new holder recovers the
-            # record by its key (it finds this one). Say so loudly; never map it twice.
-            log.warning("%s %s: claim lost during the create; the new holder adopts it", self.entity.name, target_id)
-            return self._park(decision, "claim taken over during the create; next run confirms", "busy_elsewhere")
+        except ClaimLostError as exc:
+            return self._completion_failed(decision, exc)
         self._audit(decision, AuditAction.CREATED, summary)
         return "created"
+
+    def _completion_failed(self, decision: Decision, exc: StateError) -> str:
+        """A record was created but its claim could not be completed."""
+        if not isinstance(exc, ClaimLostError):
+            raise exc  # a duplicate in the target (IdMapConflictError: dead-lettered) or a lost row
+        # Our lease was taken over while we were inside the call: the new holder recovers the
+        # record by its key (it finds this one). Say so loudly; never map it twice.
+        log.warning(
+            "%s %s: claim lost during the create; the new holder adopts it", self.entity.name, decision.target_id
+        )
+        return self._park(decision, "claim taken over during the create; next run confirms", "busy_elsewhere")
 
     # --- outcomes that are not writes -------------------------------------------------------
     def _park(self, decision: Decision, reason: str, kind: str) -> str:
@@ -712,6 +750,14 @@ class SyncEngine:
         if letter is not None:
             self.stream.close_letter(letter)
             self._audit(decision, AuditAction.REPLAYED, {"dead_letter_id": letter.id, "kind": letter.error_kind})
+
+    def _close_letters(self, decisions: list[Decision]) -> None:
+        """:meth:`_close_letter` for many written records: one read finds the few with a letter."""
+        letters = self.stream.open_letters(d.source_id for d in decisions) if decisions else {}
+        for decision in decisions:
+            if (letter := letters.get(decision.source_id)) is not None:
+                self.stream.close_letter(letter)
+                self._audit(decision, AuditAction.REPLAYED, {"dead_letter_id": letter.id, "kind": letter.error_kind})
 
     def _audit(self, decision: Decision, action: AuditAction, summary: Mapping[str, Any]) -> None:
         self.stream.audit(

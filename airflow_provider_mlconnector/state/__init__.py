@@ -15,6 +15,7 @@ from airflow_provider_mlconnector.state.id_map import (
     Claim,
     ClaimOutcome,
     IdMapping,
+    Intent,
     MappingStatus,
     content_fingerprint,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "IdMapConflictError",
     "IdMapping",
     "InboxEvent",
+    "Intent",
     "LetterStatus",
     "LockedToken",
     "MappingStatus",

@@ -43,10 +43,10 @@ import dataclasses
 import hashlib
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
@@ -119,6 +119,16 @@ class Claim:
     def may_write(self) -> bool:
         """True when this caller owns the intent (``claimed`` or ``recovering``)."""
         return self.outcome in (ClaimOutcome.CLAIMED, ClaimOutcome.RECOVERING)
+
+
+class Intent(NamedTuple):
+    """One record of a batched claim, renewal or completion (:meth:`IdMap.claim_many` and co.)."""
+
+    source_id: str
+    owner: str
+    natural_key: str | None = None
+    fingerprint: str | None = None
+    target_id: str | None = None
 
 
 def content_fingerprint(record: Any) -> str:
@@ -251,23 +261,9 @@ class IdMap:
         owner: str,
         fingerprint: str | None,
     ) -> Claim | None:
-        now = utcnow()
-        values: dict[str, Any] = {
-            "pair": pair,
-            "entity": entity,
-            "source_tenant": source_tenant,
-            "source_id": source_id,
-            "target_tenant": target_tenant,
-            "target_id": None,
-            "natural_key": natural_key,
-            "fingerprint": fingerprint,
-            "status": MappingStatus.PENDING.value,
-            "claimed_by": owner,
-            "claimed_at": now,
-            "last_synced_at": None,
-            "created_at": now,
-            "updated_at": now,
-        }
+        values = _intent_values(
+            pair, entity, source_tenant, target_tenant, Intent(source_id, owner, natural_key, fingerprint)
+        )
         try:
             with self._db.write() as conn:
                 conn.execute(sa.insert(_T).values(**values))
@@ -278,8 +274,49 @@ class IdMap:
                 return None
             other = self.get_by_natural_key(pair, entity, target_tenant, natural_key)
             return Claim(ClaimOutcome.CONFLICT, other) if other is not None else None
-        values["status"] = MappingStatus.PENDING
-        return Claim(ClaimOutcome.CLAIMED, IdMapping(**values))
+        return Claim(ClaimOutcome.CLAIMED, IdMapping(**{**values, "status": MappingStatus.PENDING}))
+
+    def claim_many(
+        self, pair: str, entity: str, source_tenant: str, target_tenant: str, intents: Sequence[Intent]
+    ) -> builtins.list[Claim]:
+        """:meth:`claim` for many records (a bulk create's), in the order of ``intents``.
+
+        Records the ID map has never seen, the usual case, are claimed in one transaction. Any
+        other record (a row exists: synced, busy or to recover), and all of them when that one
+        insert collides with a concurrent writer or a natural key, go through :meth:`claim` one
+        by one: the batch changes how many commits a claim costs, never what it answers.
+        """
+        known = self.get_many(pair, entity, source_tenant, [i.source_id for i in intents])
+        fresh = [i for i in intents if i.source_id not in known]
+        claims: dict[str, Claim] = {}
+        if fresh and len({i.source_id for i in fresh}) == len(fresh):
+            rows = [_intent_values(pair, entity, source_tenant, target_tenant, i) for i in fresh]
+            try:
+                with self._db.write() as conn:
+                    conn.execute(sa.insert(_T), rows)
+            except IntegrityError:
+                pass  # someone raced one of them, or a key is taken: each is claimed alone below
+            else:
+                claims = {
+                    str(row["source_id"]): Claim(
+                        ClaimOutcome.CLAIMED, IdMapping(**{**row, "status": MappingStatus.PENDING})
+                    )
+                    for row in rows
+                }
+        return [
+            claims.get(i.source_id)
+            or self.claim(
+                pair,
+                entity,
+                source_tenant,
+                i.source_id,
+                target_tenant,
+                i.natural_key,
+                i.owner,
+                fingerprint=i.fingerprint,
+            )
+            for i in intents
+        ]
 
     def _take_over(self, existing: IdMapping, owner: str) -> Claim | None:
         # Compare-and-set on the claim we saw: if two takers race, exactly one UPDATE matches.
@@ -344,20 +381,85 @@ class IdMap:
                     f"{existing.target_id}; {target_id} is probably a duplicate in the target",
                     existing=existing,
                 )
-            changes: dict[str, Any] = {
-                "target_id": target_id,
-                "fingerprint": fingerprint,
-                "status": MappingStatus.SYNCED.value,
-                "claimed_by": None,
-                "claimed_at": None,
-                "last_synced_at": now,
-                "updated_at": now,
-            }
             where = _source(pair, entity, source_tenant, source_id)
-            conn.execute(sa.update(_T).where(where).values(**changes))
+            conn.execute(sa.update(_T).where(where).values(**_synced_values(target_id, fingerprint, now)))
             mapping = _fetch(conn, where)
         assert mapping is not None  # written in this very transaction
         return mapping
+
+    def complete_many(
+        self, pair: str, entity: str, source_tenant: str, done: Sequence[Intent]
+    ) -> dict[str, StateError]:
+        """:meth:`complete` (with its owner) for many created records in one transaction.
+
+        Each row is completed only while its owner still holds the pending claim (compare and
+        set). A record for which that fails is completed alone by :meth:`complete`, and what it
+        raises (:class:`ClaimLostError`, :class:`IdMapConflictError`, :class:`StateError`) is
+        returned by source id; the others are synced.
+        """
+        now = utcnow()
+        missed = []
+        with self._db.write() as conn:
+            for item in done:
+                where = sa.and_(
+                    _source(pair, entity, source_tenant, item.source_id),
+                    _T.c.status == MappingStatus.PENDING.value,
+                    _T.c.claimed_by == item.owner,
+                )
+                changes = _synced_values(item.target_id, item.fingerprint, now)
+                if conn.execute(sa.update(_T).where(where).values(**changes)).rowcount != 1:
+                    missed.append(item)
+        failures: dict[str, StateError] = {}
+        for item in missed:
+            assert item.target_id is not None
+            try:
+                self.complete(
+                    pair, entity, source_tenant, item.source_id, item.target_id, item.fingerprint, owner=item.owner
+                )
+            except StateError as exc:
+                failures[item.source_id] = exc
+        return failures
+
+    def renew_many(self, pair: str, entity: str, source_tenant: str, intents: Sequence[Intent]) -> set[str]:
+        """:meth:`renew` for many records in one transaction: the source ids whose claim is still ours.
+
+        A natural key taken meanwhile rolls the batch back and renews one by one, so that
+        :meth:`renew` raises :class:`IdMapConflictError` for exactly that record.
+        """
+        now = utcnow()
+        ours: set[str] = set()
+        try:
+            with self._db.write() as conn:
+                for item in intents:
+                    where = sa.and_(
+                        _source(pair, entity, source_tenant, item.source_id),
+                        _T.c.status == MappingStatus.PENDING.value,
+                        _T.c.claimed_by == item.owner,
+                    )
+                    changes = {
+                        "claimed_at": now,
+                        "updated_at": now,
+                        "natural_key": item.natural_key,
+                        "fingerprint": item.fingerprint,
+                    }
+                    if conn.execute(sa.update(_T).where(where).values(**changes)).rowcount == 1:
+                        ours.add(item.source_id)
+        except IntegrityError:
+            kept = {
+                i.source_id
+                for i in intents
+                if self.renew(
+                    pair,
+                    entity,
+                    source_tenant,
+                    i.source_id,
+                    owner=i.owner,
+                    natural_key=i.natural_key,
+                    fingerprint=i.fingerprint,
+                )
+            }
+            return kept
+        return ours
 
     def renew(
         self,
@@ -496,6 +598,40 @@ class IdMap:
             mapping = _fetch(conn, where)
         assert mapping is not None  # written in this very transaction
         return mapping
+
+
+def _intent_values(pair: str, entity: str, source_tenant: str, target_tenant: str, intent: Intent) -> dict[str, Any]:
+    """The row of a fresh pending claim."""
+    now = utcnow()
+    return {
+        "pair": pair,
+        "entity": entity,
+        "source_tenant": source_tenant,
+        "source_id": intent.source_id,
+        "target_tenant": target_tenant,
+        "target_id": None,
+        "natural_key": intent.natural_key,
+        "fingerprint": intent.fingerprint,
+        "status": MappingStatus.PENDING.value,
+        "claimed_by": intent.owner,
+        "claimed_at": now,
+        "last_synced_at": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _synced_values(target_id: str | None, fingerprint: str | None, now: datetime) -> dict[str, Any]:
+    """What completing a claim writes: the target id, synced, the claim released."""
+    return {
+        "target_id": target_id,
+        "fingerprint": fingerprint,
+        "status": MappingStatus.SYNCED.value,
+        "claimed_by": None,
+        "claimed_at": None,
+        "last_synced_at": now,
+        "updated_at": now,
+    }
 
 
 def _lease_expired(mapping: IdMapping, lease_seconds: float) -> bool:

@@ -14,7 +14,7 @@ Typical use (the sync engine)::
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +22,8 @@ from airflow_provider_mlconnector.state.audit import AuditAction, AuditEvent
 from airflow_provider_mlconnector.state.dead_letters import DeadLetter, LetterStatus
 
 if TYPE_CHECKING:
-    from airflow_provider_mlconnector.state.id_map import Claim, IdMapping
+    from airflow_provider_mlconnector.state.errors import StateError
+    from airflow_provider_mlconnector.state.id_map import Claim, IdMapping, Intent
     from airflow_provider_mlconnector.state.store import StateStore
 
 
@@ -79,6 +80,18 @@ class Stream:
         return self.store.id_map.complete(
             self.pair, self.entity, self.source_tenant, source_id, target_id, fingerprint, owner=owner
         )
+
+    def claim_many(self, intents: Sequence[Intent]) -> list[Claim]:
+        """:meth:`claim` of many records, in order (fresh ones in one transaction)."""
+        return self.store.id_map.claim_many(self.pair, self.entity, self.source_tenant, self.target_tenant, intents)
+
+    def renew_many(self, intents: Sequence[Intent]) -> set[str]:
+        """:meth:`renew` of many records in one transaction: the source ids still ours."""
+        return self.store.id_map.renew_many(self.pair, self.entity, self.source_tenant, intents)
+
+    def complete_many(self, done: Sequence[Intent]) -> dict[str, StateError]:
+        """:meth:`complete` of many records in one transaction: what failed, by source id."""
+        return self.store.id_map.complete_many(self.pair, self.entity, self.source_tenant, done)
 
     def abandon(self, source_id: str, *, owner: str) -> bool:
         return self.store.id_map.abandon(self.pair, self.entity, self.source_tenant, source_id, owner=owner)

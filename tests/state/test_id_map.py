@@ -8,11 +8,13 @@ from airflow_provider_mlconnector.state import (
     Claim,
     ClaimOutcome,
     IdMapConflictError,
+    Intent,
     MappingStatus,
     StateError,
     StateStore,
     content_fingerprint,
 )
+from airflow_provider_mlconnector.state.errors import ClaimLostError
 
 PAIR, ENTITY = "freshbooks_to_quickbooks", "bill"
 SRC, TGT = "fb-acct-1", "qbo-realm-1"
@@ -148,3 +150,78 @@ def test_get_many_reads_many_mappings_at_once_and_agrees_with_get(store: StateSt
     assert set(found) == {"0", "1"}  # ids beyond one IN list are read too; absent ids are left out
     assert found["1"] == store.id_map.get(PAIR, ENTITY, SRC, "1") and found["1"].target_id == "QB-1"
     assert store.id_map.get_many(PAIR, ENTITY, "another-tenant", ["0"]) == {}
+
+
+# ---------------------------------------------------------------------------------- batches (bulk creates)
+
+
+def test_claim_many_claims_fresh_records_together_and_answers_every_other_one_as_claim_would(store: StateStore) -> None:
+    claim(store, "synced", "run-0", nk="K-synced")
+    store.id_map.complete(PAIR, ENTITY, SRC, "synced", "QB-1", "fp")
+    claim(store, "busy", "run-other", nk="K-busy")
+    intents = [
+        Intent("new-1", "run-1/a", "K-new-1", "fp1"),
+        Intent("synced", "run-1/b", "K-synced", "fp"),
+        Intent("busy", "run-1/c", "K-busy", "fp"),
+        Intent("new-2", "run-1/d", "K-new-2", "fp2"),
+    ]
+    claims = store.id_map.claim_many(PAIR, ENTITY, SRC, TGT, intents)
+    assert [c.outcome for c in claims] == ["claimed", "synced", "busy", "claimed"]
+    assert claims[0].mapping == store.id_map.get(PAIR, ENTITY, SRC, "new-1")
+    assert (claims[3].mapping.claimed_by, claims[3].mapping.natural_key) == ("run-1/d", "K-new-2")
+
+
+def test_claim_many_falls_back_to_one_by_one_when_a_key_is_taken(store: StateStore) -> None:
+    claim(store, "owner", "run-0", nk="K-taken")
+    store.id_map.complete(PAIR, ENTITY, SRC, "owner", "QB-1", "fp")
+    claims = store.id_map.claim_many(
+        PAIR, ENTITY, SRC, TGT, [Intent("a", "run-1/a", "K-a"), Intent("b", "run-1/b", "K-taken")]
+    )
+    assert [c.outcome for c in claims] == ["claimed", "conflict"]
+    assert claims[1].mapping.source_id == "owner"
+    assert store.id_map.get(PAIR, ENTITY, SRC, "b") is None
+
+
+def test_the_same_record_twice_in_one_claim_many_is_claimed_once(store: StateStore) -> None:
+    claims = store.id_map.claim_many(
+        PAIR, ENTITY, SRC, TGT, [Intent("a", "run-1/x", "K-a"), Intent("a", "run-1/y", "K-a")]
+    )
+    assert [c.outcome for c in claims] == ["claimed", "busy"]
+
+
+def test_renew_many_answers_which_claims_are_still_ours(store: StateStore) -> None:
+    claim(store, "a", "run-1/a", nk="K-a")
+    claim(store, "b", "run-1/b", nk="K-b")
+    claim(store, "b", "run-2/b", nk="K-b", lease_seconds=0)  # taken over
+    ours = store.id_map.renew_many(
+        PAIR, ENTITY, SRC, [Intent("a", "run-1/a", "K-a2", "fp-new"), Intent("b", "run-1/b", "K-b", None)]
+    )
+    assert ours == {"a"}
+    renewed = store.id_map.get(PAIR, ENTITY, SRC, "a")
+    assert renewed is not None and (renewed.natural_key, renewed.fingerprint) == ("K-a2", "fp-new")
+
+
+def test_renew_many_names_the_record_whose_new_key_another_record_owns(store: StateStore) -> None:
+    claim(store, "a", "run-1/a", nk="K-a")
+    claim(store, "b", "run-1/b", nk="K-b")
+    with pytest.raises(IdMapConflictError):
+        store.id_map.renew_many(PAIR, ENTITY, SRC, [Intent("a", "run-1/a", "K-a"), Intent("b", "run-1/b", "K-a")])
+    kept = store.id_map.get(PAIR, ENTITY, SRC, "b")
+    assert kept is not None and kept.natural_key == "K-b"  # the batch was rolled back, b kept its key
+
+
+def test_complete_many_syncs_the_records_still_ours_and_reports_a_lost_claim(store: StateStore) -> None:
+    claim(store, "a", "run-1/a", nk="K-a")
+    claim(store, "b", "run-1/b", nk="K-b")
+    claim(store, "b", "run-2/b", nk="K-b", lease_seconds=0)  # taken over while the bulk call ran
+    failures = store.id_map.complete_many(
+        PAIR,
+        ENTITY,
+        SRC,
+        [Intent("a", "run-1/a", fingerprint="fp-a", target_id="QB-a"), Intent("b", "run-1/b", target_id="QB-b")],
+    )
+    assert set(failures) == {"b"} and isinstance(failures["b"], ClaimLostError)
+    done = store.id_map.get(PAIR, ENTITY, SRC, "a")
+    assert done is not None and (done.status, done.target_id, done.fingerprint) == ("synced", "QB-a", "fp-a")
+    lost = store.id_map.get(PAIR, ENTITY, SRC, "b")
+    assert lost is not None and (lost.status, lost.claimed_by) == ("pending", "run-2/b")
