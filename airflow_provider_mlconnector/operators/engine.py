@@ -174,6 +174,7 @@ class SyncEngine:
         self.reader, self.writer = (target, source) if entity.reverse else (source, target)
         self._reference: Any = None
         self._prepared = False
+        self._resolved: dict[tuple[str, str], str] = {}  # references resolved by this task (Ctx)
 
     # --- extract --------------------------------------------------------------------------
     def extract(self, window: Window, replay_ids: Iterable[int] = ()) -> list[list[Record]]:
@@ -247,7 +248,7 @@ class SyncEngine:
         source_id = self._source_id(record)
         mapping = known.mappings.get(source_id)
         synced = mapping if mapping is not None and mapping.status is MappingStatus.SYNCED else None
-        ctx = Ctx(self.reader, self.writer, self.reference, synced is not None, self.streams)
+        ctx = Ctx(self.reader, self.writer, self.reference, synced is not None, self.streams, self._resolved)
         try:
             if source_id.startswith("malformed-"):
                 raise KeyError("the record has no id")

@@ -173,12 +173,19 @@ class Ctx:
     reference: Any
     mapped: bool
     streams: Mapping[str, Stream]
+    #: references this task resolved already, shared by its records (10,000 bills over 1,000
+    #: vendors ask the ID map 1,000 times, not 10,000); a synced record's target id never changes.
+    resolved: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def target_id(self, entity: str, source_id: object) -> str:
         """The target id of the referenced ``entity`` record synced from ``source_id``."""
+        known = self.resolved.get((entity, str(source_id)))
+        if known is not None:
+            return known
         mapping = self._stream(entity).mapping(str(source_id))
         if mapping is None or mapping.target_id is None:
             raise NotLinkedYetError(f"its {entity} {source_id} is not synced yet")
+        self.resolved[(entity, str(source_id))] = mapping.target_id
         return mapping.target_id
 
     def source_id(self, entity: str, target_id: object) -> str:

@@ -348,6 +348,22 @@ def test_a_record_whose_parent_is_not_synced_yet_is_parked_then_written_when_lin
     assert store.dead_letters.list(status="replay_requested", pair=PAIR_NAME) == []
 
 
+def test_records_that_reference_the_same_parent_ask_the_id_map_for_it_once_per_task(store, source, target):
+    run(store, source, target)  # the parents sync
+    source.lines = [{"id": f"L{i}", "thing": str(1 + i % 2)} for i in range(30)]  # 30 lines over 2 parents
+    asked = []
+    id_map_get = store.id_map.get
+    store.id_map.get = lambda pair, entity, tenant, source_id: (
+        asked.append((entity, source_id)) or id_map_get(pair, entity, tenant, source_id)
+    )
+    assert run(store, source, target, entity=LINE) == {"created": 30}
+    assert sorted(a for a in asked if a[0] == "thing") == [("thing", "1"), ("thing", "2")]
+    assert {r["parent"] for r in target.records.values() if "parent" in r} == {
+        mapping(store, "1").target_id,
+        mapping(store, "2").target_id,
+    }
+
+
 # --- 6. a rename onto a sibling's key ----------------------------------------------------------
 
 
