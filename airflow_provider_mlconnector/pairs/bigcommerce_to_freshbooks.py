@@ -66,6 +66,7 @@ from __future__ import annotations
 
 import email.utils
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -172,23 +173,30 @@ def read_settings(bigcommerce: BigCommerceHook, freshbooks: FreshBooksHook) -> S
 @dataclass(frozen=True)
 class InvoiceBooks(Settings):
     """The settings, and every FreshBooks invoice by number, deleted ones included: read once per
-    plan task. FreshBooks searches invoices one exact number at a time, and a number is never
-    reused, so checking each order's number costs two listings; one read of the whole table
-    answers every order of the task (``reference_index``, and the "number taken" check)."""
+    plan task, and only when an order of it is not invoiced yet (a run of unchanged or already
+    invoiced orders reads nothing). FreshBooks searches invoices one exact number at a time, and
+    a number is never reused, so checking each order's number costs two listings; one read of the
+    whole table answers every order of the task (``reference_index``, and the "number taken" check).
+    """
 
-    numbered: Mapping[str, list[Record]] = field(default_factory=dict)
+    freshbooks: FreshBooksHook | None = field(default=None, repr=False, compare=False)
+    _table: dict[str, list[Record]] = field(default_factory=dict, repr=False, compare=False)
+    _read: list[bool] = field(default_factory=list, repr=False, compare=False)  # frozen: a flag in a list
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def invoices_numbered(self, number: str) -> list[Record]:
-        return self.numbered.get(number, [])
+        with self._lock:  # batches are matched in parallel threads: one of them reads the table
+            if not self._read and self.freshbooks is not None:
+                listed = [*self.freshbooks.invoices.list(), *self.freshbooks.invoices.list(vis_state=VisState.DELETED)]
+                for invoice in sorted(listed, key=lambda i: int(i["id"])):
+                    self._table.setdefault(str(invoice.get("invoice_number")), []).append(invoice)
+                self._read.append(True)
+        return self._table.get(number, [])
 
 
 def invoice_books(bigcommerce: BigCommerceHook | None, freshbooks: FreshBooksHook) -> InvoiceBooks:
-    numbered: dict[str, list[Record]] = {}
-    listed = [*freshbooks.invoices.list(), *freshbooks.invoices.list(vis_state=VisState.DELETED)]
-    for invoice in sorted(listed, key=lambda i: int(i["id"])):
-        numbered.setdefault(str(invoice.get("invoice_number")), []).append(invoice)
     settings = Settings.read()
-    return InvoiceBooks(prefix=settings.prefix, refund_mode=settings.refund_mode, numbered=numbered)
+    return InvoiceBooks(prefix=settings.prefix, refund_mode=settings.refund_mode, freshbooks=freshbooks)
 
 
 def our_invoices_by_number(books: InvoiceBooks, payloads: list[Record]) -> dict[str, Record]:

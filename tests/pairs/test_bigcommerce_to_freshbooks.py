@@ -318,8 +318,13 @@ def test_the_invoice_table_is_read_once_per_task_and_answers_every_order_of_it()
             8: {"id": 8, "invoice_number": "101", "notes": "typed by hand", "lines": []},
         }
     )
+    listed = []
+    list_invoices = fb.invoices.list
+    fb.invoices.list = lambda **filters: listed.append(filters) or list_invoices(**filters)
     books = invoice_books(None, fb)
+    assert listed == []  # nothing is read until an order that is not invoiced yet asks
     found = our_invoices_by_number(books, [{"invoice_number": n} for n in ("100", "101", "102")])
+    assert books.invoices_numbered("100") and len(listed) == 2  # active and deleted, once
     assert {number: invoice["id"] for number, invoice in found.items()} == {"100": 7}
     assert [i["id"] for i in books.invoices_numbered("101")] == [8] and books.invoices_numbered("102") == []
 
