@@ -146,6 +146,15 @@ def _source(pair: str, entity: str, source_tenant: str, source_id: str) -> sa.Co
     )
 
 
+def _held_by(pair: str, entity: str, source_tenant: str, source_id: str, owner: str) -> sa.ColumnElement[bool]:
+    """The record's row while ``owner`` holds its pending claim (the compare of every compare-and-set)."""
+    return sa.and_(
+        _source(pair, entity, source_tenant, source_id),
+        _T.c.status == MappingStatus.PENDING.value,
+        _T.c.claimed_by == owner,
+    )
+
+
 def _fetch(conn: Connection, where: sa.ColumnElement[bool], *, lock: bool = False) -> IdMapping | None:
     query = sa.select(_T).where(where).order_by(_T.c.id).limit(1)
     if lock:
@@ -401,11 +410,7 @@ class IdMap:
         missed = []
         with self._db.write() as conn:
             for item in done:
-                where = sa.and_(
-                    _source(pair, entity, source_tenant, item.source_id),
-                    _T.c.status == MappingStatus.PENDING.value,
-                    _T.c.claimed_by == item.owner,
-                )
+                where = _held_by(pair, entity, source_tenant, item.source_id, item.owner)
                 changes = _synced_values(item.target_id, item.fingerprint, now)
                 if conn.execute(sa.update(_T).where(where).values(**changes)).rowcount != 1:
                     missed.append(item)
@@ -431,11 +436,7 @@ class IdMap:
         try:
             with self._db.write() as conn:
                 for item in intents:
-                    where = sa.and_(
-                        _source(pair, entity, source_tenant, item.source_id),
-                        _T.c.status == MappingStatus.PENDING.value,
-                        _T.c.claimed_by == item.owner,
-                    )
+                    where = _held_by(pair, entity, source_tenant, item.source_id, item.owner)
                     changes = {
                         "claimed_at": now,
                         "updated_at": now,
@@ -479,11 +480,7 @@ class IdMap:
         when the claim was lost; raises :class:`IdMapConflictError` when the new natural key is
         already another source record's.
         """
-        where = sa.and_(
-            _source(pair, entity, source_tenant, source_id),
-            _T.c.status == MappingStatus.PENDING.value,
-            _T.c.claimed_by == owner,
-        )
+        where = _held_by(pair, entity, source_tenant, source_id, owner)
         now = utcnow()
         changes = {"claimed_at": now, "updated_at": now, "natural_key": natural_key, "fingerprint": fingerprint}
         try:
@@ -500,11 +497,7 @@ class IdMap:
         The next writer (a task retry, the next run) takes it over at once and recovers it by
         natural key; nobody waits for the lease to run out. Returns whether the claim was ours.
         """
-        where = sa.and_(
-            _source(pair, entity, source_tenant, source_id),
-            _T.c.status == MappingStatus.PENDING.value,
-            _T.c.claimed_by == owner,
-        )
+        where = _held_by(pair, entity, source_tenant, source_id, owner)
         with self._db.write() as conn:
             return bool(conn.execute(sa.update(_T).where(where).values(claimed_at=None)).rowcount == 1)
 
@@ -566,16 +559,7 @@ class IdMap:
     ) -> IdMapping:
         now = utcnow()
         where = _source(pair, entity, source_tenant, source_id)
-        values: dict[str, Any] = {
-            "target_tenant": target_tenant,
-            "target_id": target_id,
-            "fingerprint": fingerprint,
-            "status": MappingStatus.SYNCED.value,
-            "claimed_by": None,
-            "claimed_at": None,
-            "last_synced_at": now,
-            "updated_at": now,
-        }
+        values: dict[str, Any] = {"target_tenant": target_tenant, **_synced_values(target_id, fingerprint, now)}
         with self._db.write() as conn:
             existing = _fetch(conn, where, lock=True)
             if existing is None:
