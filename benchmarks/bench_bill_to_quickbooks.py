@@ -23,9 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_freshbooks_to_bill import first_run, parse_time, peak_memory, rerun
+from bench_freshbooks_to_bill import first_run, parse_time, peak_memory, rerun, sandboxed_airflow
 
-from airflow_provider_mlconnector.demo import DemoEnv, free_port, prepare, stop, wait_until_parsed
 from airflow_provider_mlconnector.hooks.quickbooks import BATCH_MAX_ITEMS, BATCH_PER_MINUTE
 from airflow_provider_mlconnector.sandbox.quickbooks import SANDBOX_REALM_ID
 from airflow_provider_mlconnector.sandbox.server import SandboxControl
@@ -59,24 +58,13 @@ def main() -> int:
     parser.add_argument("--home", type=Path, default=ROOT / ".bench")
     args = parser.parse_args()
 
-    env = DemoEnv(args.home.resolve(), free_port(8910), free_port(8090))
-    stop(env)
-    prepare(env, seed={})
-    control = SandboxControl(env.sandbox_url)
-    try:
-        control.reset()
-        control.seed_demo()  # both charts of accounts, the demo vendors and bills
-        control.generate({"bill": {"vendors": args.vendors, "bills": args.bills}})
-        for system in ("bill", "quickbooks"):
-            control.latency(system, args.latency_ms, per_record_ms=args.per_record_ms)
-        wait_until_parsed(env, [DAG_ID])
+    generate = {"bill": {"vendors": args.vendors, "bills": args.bills}}
+    with sandboxed_airflow(args.home, DAG_ID, generate, args.latency_ms, args.per_record_ms) as (env, control):
         before = written(control)
         run_id, first, state1, calls1 = first_run(env, control, DAG_ID)
         creates = written(control) - before
         second, state2, calls2 = rerun(env, control, DAG_ID)
         peaks = peak_memory(env, run_id, DAG_ID)
-    finally:
-        stop(env)
 
     lower_bound = lower_bound_s(creates, args.latency_ms, args.per_record_ms)
     report = {

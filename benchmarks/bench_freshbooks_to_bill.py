@@ -27,6 +27,8 @@ import os
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -106,6 +108,29 @@ def run_duration(env: DemoEnv, run_id: str, dag_id: str = DAG_ID) -> float:
     return (end - start).total_seconds()
 
 
+@contextmanager
+def sandboxed_airflow(
+    home: Path, dag_id: str, generate: dict[str, dict[str, int]], latency_ms: float, per_record_ms: float = 0.0
+) -> Iterator[tuple[DemoEnv, SandboxControl]]:
+    """Airflow and the sandbox started for one benchmark: the demo story plus the generated records,
+    ``latency_ms`` (+ ``per_record_ms`` per record of a bulk call) on every call of the pair's two
+    systems, the DAG parsed; everything stopped afterwards."""
+    env = DemoEnv(home.resolve(), free_port(8910), free_port(8090))
+    stop(env)
+    prepare(env, seed={})
+    control = SandboxControl(env.sandbox_url)
+    try:
+        control.reset()
+        control.seed_demo()
+        control.generate(generate)
+        for system in dag_id.split("_to_"):
+            control.latency(system, latency_ms, per_record_ms=per_record_ms)
+        wait_until_parsed(env, [dag_id])
+        yield env, control
+    finally:
+        stop(env)
+
+
 def first_run(env: DemoEnv, control: SandboxControl, dag_id: str = DAG_ID) -> tuple[str, float, str, Counter[str]]:
     """Unpause: the scheduler runs the DAG (catchup is off, so one run for the latest interval)."""
     control.clear_requests()
@@ -159,18 +184,8 @@ def main() -> int:
     parser.add_argument("--home", type=Path, default=ROOT / ".bench")
     args = parser.parse_args()
 
-    env = DemoEnv(args.home.resolve(), free_port(8910), free_port(8090))
-    stop(env)
-    prepare(env, seed={})
-    control = SandboxControl(env.sandbox_url)
-    try:
-        control.reset()
-        control.seed_demo()  # BILL's chart of accounts and the demo vendors
-        control.generate({"freshbooks": {"bill_vendors": args.vendors, "bills": args.bills}})
-        for system in ("freshbooks", "bill"):
-            control.latency(system, args.latency_ms, per_record_ms=args.per_record_ms)
-        wait_until_parsed(env, [DAG_ID])
-
+    generate = {"freshbooks": {"bill_vendors": args.vendors, "bills": args.bills}}
+    with sandboxed_airflow(args.home, DAG_ID, generate, args.latency_ms, args.per_record_ms) as (env, control):
         # The peer first, on a fresh BILL; then BILL back to its demo state, and the DAG.
         peer_first = hand_written(env, control)
         # A peer stopped by BILL's hourly quota has no "no-change" rerun to make.
@@ -184,8 +199,6 @@ def main() -> int:
         created = {k: n - before[k] for k, n in bill_records(control).items()}
         second, state2, calls2 = rerun(env, control)
         peaks = peak_memory(env, run_id)
-    finally:
-        stop(env)
 
     bill_calls = sum(v for k, v in calls1.items() if k.startswith("bill "))
     lower_bound = lower_bound_s(created["vendors"], created["bills"], args.latency_ms, args.per_record_ms)

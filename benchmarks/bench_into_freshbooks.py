@@ -25,11 +25,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_freshbooks_to_bill import first_run, parse_time, peak_memory, rerun
+from bench_freshbooks_to_bill import first_run, parse_time, peak_memory, rerun, sandboxed_airflow
 
-from airflow_provider_mlconnector.demo import DemoEnv, free_port, prepare, stop, wait_until_parsed
 from airflow_provider_mlconnector.hooks.freshbooks import FreshBooksHook
-from airflow_provider_mlconnector.sandbox.server import SandboxControl
 
 ROOT = Path(__file__).resolve().parents[1]
 WRITES = ("POST", "PUT", "DELETE")
@@ -58,24 +56,12 @@ def main() -> int:
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--home", type=Path, default=ROOT / ".bench")
     args = parser.parse_args()
-    source = args.pair.split("_to_")[0]
 
-    env = DemoEnv(args.home.resolve(), free_port(8910), free_port(8090))
-    stop(env)
-    prepare(env, seed={})
-    control = SandboxControl(env.sandbox_url)
-    try:
-        control.reset()
-        control.seed_demo()  # the FreshBooks account and the source system's demo story
-        control.generate(GENERATED[args.pair](args.records))
-        for system in (source, "freshbooks"):
-            control.latency(system, args.latency_ms)
-        wait_until_parsed(env, [args.pair])
+    generate = GENERATED[args.pair](args.records)
+    with sandboxed_airflow(args.home, args.pair, generate, args.latency_ms) as (env, control):
         run_id, first, state1, calls1 = first_run(env, control, args.pair)
         memory = peak_memory(env, run_id, args.pair)
         second, state2, calls2 = rerun(env, control, args.pair)
-    finally:
-        stop(env)
 
     writes = freshbooks_writes(calls1)
     lower_bound = writes * args.latency_ms / 1000 / FreshBooksHook.max_concurrency
