@@ -144,15 +144,23 @@ def free_port(preferred: int = 0) -> int:
         return port
 
 
+class AirflowCommandError(RuntimeError):
+    """An ``airflow`` CLI command exited non-zero; the message carries the tail of what it printed."""
+
+
 def airflow(env: DemoEnv, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-m", "airflow", *args],
         env=env.environ(),
         capture_output=True,
         text=True,
-        check=check,
         timeout=timeout,
     )
+    if check and done.returncode:
+        # CalledProcessError would drop stderr from the message, and stderr is where the reason is.
+        printed = "\n".join((done.stdout + done.stderr).splitlines()[-30:])
+        raise AirflowCommandError(f"airflow {' '.join(args)} exited {done.returncode}:\n{printed}")
+    return done
 
 
 def json_rows(stdout: str) -> list[dict[str, Any]]:
