@@ -17,6 +17,7 @@ latency and fault injection, and serves the control plane under ``/_sandbox``:
                                               row that moved across a page boundary is read twice),
                                               ``corrupt_row`` (the list answer's first row has
                                               ``field`` set to ``value``; ``value`` absent = deleted)
+``GET /_sandbox/faults``                      the faults still pending (not yet triggered)
 ``DELETE /_sandbox/faults``                   forget pending faults
 ``POST /_sandbox/latency``                    ``{"system", "ms", "per_record_ms"=0}``: ``ms`` added
                                               to every call, ``per_record_ms`` more per record a

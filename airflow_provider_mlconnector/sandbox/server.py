@@ -94,6 +94,11 @@ class SandboxControl:
     def fault(self, system: str, kind: str, count: int = 1, **where: Any) -> None:
         self._call("POST", "/faults", {"system": system, "kind": kind, "count": count, **where})
 
+    def pending_faults(self) -> list[dict[str, Any]]:
+        """The injected faults no call has triggered yet (a test's proof that its route was called)."""
+        faults: list[dict[str, Any]] = self._call("GET", "/faults")
+        return faults
+
     def clear_faults(self) -> None:
         self._call("DELETE", "/faults")
 

@@ -88,7 +88,7 @@ def test_dry_run_first_run_with_dropped_answers_rerun_and_a_rename_onto_a_siblin
     for system, method, path in case.creates:
         world.control.fault(system, "drop_after_commit", count=1, method=method, path=path)
     assert_succeeded(world.run_dag(case.dag_id))
-    pending = [f for f in world.control._call("GET", "/faults") if f["kind"] == "drop_after_commit"]
+    pending = [f for f in world.control.pending_faults() if f["kind"] == "drop_after_commit"]
     assert pending == [], f"create routes the pair never called (the case's `creates` is stale): {pending}"
     assert_story(world, case)
     case.check_story(world)
