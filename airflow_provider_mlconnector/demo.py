@@ -46,11 +46,8 @@ POOLS = {
     "quickbooks_api": (10, "QuickBooks allows 10 concurrent requests per realm"),
 }
 UI_USER = "admin"
-# The demo's metadata database is SQLite, written by the scheduler, the DAG processor, the API server,
-# the task processes and CLI commands at once: Python's default 5 s wait for its write lock is too
-# short on a loaded 2-core machine (``database is locked``), so a writer waits up to a minute.
-SQLITE_CONNECT_ARGS = {"timeout": 60}
-MODULE = "airflow_provider_mlconnector.demo"  # not __name__: that is "__main__" under ``python -m``
+# Airflow loads it by dotted path while it initialises (see that module for why it stands alone).
+SQLITE_CONNECT_ARGS = "airflow_provider_mlconnector.demo_connect_args.SQLITE"
 UI_PASSWORD = "admin"  # noqa: S105 - the local demo's login, not a secret
 SANDBOX_CONNECTION_NOTE = (
     "Points at the local sandbox. Test it, then edit host and credentials to your real account and Test again."
@@ -88,8 +85,8 @@ class DemoEnv:
                 "AIRFLOW_HOME": str(self.airflow_home),
                 "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": f"{MODULE}.SQLITE_CONNECT_ARGS",
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": f"{MODULE}.SQLITE_CONNECT_ARGS",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": SQLITE_CONNECT_ARGS,
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": SQLITE_CONNECT_ARGS,
                 # Airflow loads plugins that providers declare (the webhook receiver, mounted at
                 # /mlconnector on the API server) only when providers are discovered eagerly.
                 "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",

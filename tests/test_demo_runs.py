@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,20 @@ def test_an_unfinished_first_run_is_waited_for(monkeypatch, tmp_path: Path, stat
     )
     monkeypatch.setattr(demo.time, "sleep", lambda seconds: None)
     assert demo.wait_for_run(demo.DemoEnv(tmp_path, 1, 2), "d", None, timeout=0.2) == ("?", "timed out")
+
+
+def test_a_process_that_imports_a_hook_first_starts_with_the_demo_environment(tmp_path: Path) -> None:
+    # Airflow imports the demo's SQLite connect args while it initialises: a process that imports our
+    # package first (the webhook CLI imports a hook, which imports airflow.sdk) must not close a cycle.
+    env = demo.DemoEnv(tmp_path, 1, 2).environ()
+    script = "import airflow_provider_mlconnector.hooks.bill; from airflow import settings; print(settings.engine.url)"
+    imported = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert imported.returncode == 0, imported.stderr[-3000:]
+    assert "sqlite" in imported.stdout
