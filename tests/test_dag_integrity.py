@@ -54,3 +54,17 @@ def test_dag_file_imports_fast(dag_file):
     elapsed = float(out.stdout.strip().splitlines()[-1])
     assert elapsed < 1.0, f"{dag_file.name} took {elapsed:.2f}s to import"
     assert time.monotonic() - started < 60
+
+
+@pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.stem)
+def test_parsing_a_dag_file_leaves_the_engine_and_the_state_store_to_its_tasks(dag_file):
+    # The DAG processor parses every file every few seconds: declaring a pair's tasks needs the
+    # operators and the hooks, not the engine or the state store's tables (imported when a task runs).
+    code = (
+        "import sys, runpy, airflow.sdk;"
+        f"runpy.run_path({str(dag_file)!r});"
+        "print(sorted(m for m in sys.modules if m.startswith(('airflow_provider_mlconnector.state', "
+        "'airflow_provider_mlconnector.operators.engine'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -33,7 +33,6 @@ from airflow.sdk import Param
 
 from airflow_provider_mlconnector.exceptions import NotFoundError, RecordError
 from airflow_provider_mlconnector.operators.pair import Entity, Hook, Pair, Record
-from airflow_provider_mlconnector.state.id_map import MappingStatus
 
 if TYPE_CHECKING:
     from airflow_provider_mlconnector.hooks.base import MLConnectorHook
@@ -140,6 +139,8 @@ def reconcile(
 def _reconcile_entity(
     pair: Pair, entity: Entity, source: MLConnectorHook, target: MLConnectorHook, store: StateStore
 ) -> EntityReport:
+    from airflow_provider_mlconnector.state.id_map import MappingStatus  # not at import: DAG files parse this
+
     assert entity.reconcile is not None
     reader, writer = (target, source) if entity.reverse else (source, target)
     report = EntityReport(entity.name, reader.conn_type, writer.conn_type)

@@ -22,18 +22,14 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseHook, BaseOperator
 
 from airflow_provider_mlconnector.exceptions import SyncIncompleteError
-from airflow_provider_mlconnector.operators.engine import (
-    BatchResult,
-    RunInfo,
-    SyncEngine,
-    decisions_from_xcom,
-    decisions_to_xcom,
-)
 from airflow_provider_mlconnector.operators.reconcile import RECONCILE_KEY, run_reconcile
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    # The engine (and the state store's tables under it) is imported when a task runs, not when
+    # the DAG processor parses a DAG file that only declares these operators.
+    from airflow_provider_mlconnector.operators.engine import BatchResult, RunInfo, SyncEngine
     from airflow_provider_mlconnector.state import StateStore
     from airflow_provider_mlconnector.state.watermarks import Window
 
@@ -73,6 +69,7 @@ class SyncStepOperator(BaseOperator):
         self.target_conn_id = target_conn_id
 
     def engine(self, context: Context) -> SyncEngine:
+        from airflow_provider_mlconnector.operators.engine import SyncEngine
         from airflow_provider_mlconnector.pairs import PAIRS
         from airflow_provider_mlconnector.state import get_state_store
 
@@ -93,6 +90,8 @@ class SyncStepOperator(BaseOperator):
 
 
 def run_info(context: Context) -> RunInfo:
+    from airflow_provider_mlconnector.operators.engine import RunInfo
+
     ti = context["ti"]
     params = context.get("params") or {}
     return RunInfo(
@@ -124,6 +123,8 @@ class PlanOperator(SyncStepOperator):
         self.workers = workers
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
+        from airflow_provider_mlconnector.operators.engine import decisions_to_xcom
+
         engine = self.engine(context)
         stream = engine.stream
         params = context.get("params") or {}
@@ -189,6 +190,8 @@ class UpsertOperator(SyncStepOperator):
         self.workers = workers
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_mlconnector.operators.engine import decisions_from_xcom
+
         result: BatchResult = self.engine(context).upsert(
             decisions_from_xcom(self.batch(context)), workers=self.workers
         )

@@ -92,7 +92,6 @@ from airflow_provider_mlconnector.operators.pair import Ctx, Entity, Outcome, Pa
 from airflow_provider_mlconnector.operators.reconcile import Reconciliation
 from airflow_provider_mlconnector.pairs.countries import iso_alpha3
 from airflow_provider_mlconnector.pairs.variables import json_mapping, variable
-from airflow_provider_mlconnector.state.id_map import content_fingerprint
 
 if TYPE_CHECKING:
     from airflow_provider_mlconnector.state.watermarks import Window
@@ -135,6 +134,8 @@ def write_id(entity: str, identity: str, payload: Record, *, now: datetime | Non
     later gets a fresh answer (QuickBooks also replays refusals), and the lookup before every
     create still prevents a duplicate.
     """
+    from airflow_provider_mlconnector.state.id_map import content_fingerprint  # a task's, not the DAG file's
+
     hour = (now or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H")
     return QuickBooksHook.request_id_for(NAME, entity, identity, content_fingerprint(payload), hour)
 
