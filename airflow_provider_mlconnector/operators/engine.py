@@ -49,7 +49,7 @@ from airflow_provider_mlconnector.exceptions import (
     RetryableApiError,
     WriteOutcomeUnknownError,
 )
-from airflow_provider_mlconnector.operators.pair import Ctx, Entity, Pair, Record, Retire, Skip
+from airflow_provider_mlconnector.operators.pair import SHARED_PAIR, Ctx, Entity, Pair, Record, Retire, Skip
 from airflow_provider_mlconnector.state.audit import AuditAction
 from airflow_provider_mlconnector.state.dead_letters import LetterStatus
 from airflow_provider_mlconnector.state.errors import ClaimLostError, IdMapConflictError, StateError
@@ -152,6 +152,18 @@ def streams_of(pair: Pair, source: MLConnectorHook, target: MLConnectorHook, sto
     return streams
 
 
+def shared_keys(stream: Stream, entity: Entity) -> Stream | None:
+    """The cross-pair claims on ``entity``'s natural keys (:class:`~.pair.SharedKey`), or None.
+
+    A stream of the ID map like any other, keyed by the natural key itself in the target tenant:
+    its claim protocol (fresh, busy, recovering by lookup, synced) is the one every create uses.
+    """
+    if entity.shared is None:
+        return None
+    tenant, system = stream.target_tenant, stream.target_system
+    return Stream(stream.store, SHARED_PAIR, entity.shared.name, system, system, tenant, tenant)
+
+
 class SyncEngine:
     """Runs extract / match / upsert for one entity of a pair within one task."""
 
@@ -170,6 +182,7 @@ class SyncEngine:
         self.run = run
         self.streams = streams_of(pair, source, target, store)
         self.stream = self.streams[entity.name]
+        self.shared = shared_keys(self.stream, entity)
         # Within this entity's flow: reverse entities read the pair's target and write its source.
         self.reader, self.writer = (target, source) if entity.reverse else (source, target)
         self._reference: Any = None
@@ -665,6 +678,77 @@ class SyncEngine:
         return self._update(decision)
 
     def _create_claimed(self, decision: Decision, token: str) -> str:
+        """Create the claimed record; for a shared key, only while this writer also holds the key."""
+        if self.shared is None:
+            return self._send_create(decision, token)
+        assert decision.natural_key
+        key = decision.natural_key
+        claim = self.shared.claim(key, natural_key=key, fingerprint=decision.fingerprint, owner=token)
+        try:
+            settled = self._settle_shared_claim(decision, token, claim)
+            if settled is not None:
+                return settled
+            outcome = self._send_create(decision, token)
+        except RecordError:
+            self.shared.release(key, owner=token)  # refused: nothing exists, the key is free again
+            raise
+        except BaseException:
+            # It may exist: whoever claims next (a retry, the other pair) looks it up first.
+            self.shared.abandon(key, owner=token)
+            self.stream.abandon(decision.source_id, owner=token)
+            raise
+        self._close_shared_claim(key, token, decision.target_id if outcome == "created" else None)
+        return outcome
+
+    def _settle_shared_claim(self, decision: Decision, token: str, claim: Claim) -> str | None:
+        """What the key's claim says: another pair is creating it right now (park), did or may have
+        (look it up in the target: link to what is there); ``None`` when this writer creates it."""
+        assert self.shared is not None and decision.natural_key
+        key = decision.natural_key
+        if claim.outcome == ClaimOutcome.BUSY:
+            return self._park_own(decision, token, "another integration is creating this record right now")
+        if claim.outcome not in (ClaimOutcome.SYNCED, ClaimOutcome.RECOVERING):
+            return None
+        # The target is the truth: the key's record may have been renamed or deleted since.
+        found = self._find(key)
+        if found is not None:
+            target_id = self.entity.target_id(found)
+            if claim.outcome == ClaimOutcome.RECOVERING:
+                self._close_shared_claim(key, token, target_id)
+            return self._adopt(decision, token, target_id)
+        if claim.outcome == ClaimOutcome.SYNCED:
+            assert claim.mapping.target_id is not None
+            if not self.shared.reopen(key, target_id=claim.mapping.target_id, owner=token):
+                return self._park_own(decision, token, "another integration took this key at the same time")
+        return None
+
+    def _park_own(self, decision: Decision, token: str, reason: str) -> str:
+        """Nothing was sent: drop this writer's claim and retry the record next run."""
+        self.stream.release(decision.source_id, owner=token)
+        return self._park(decision, reason, "busy_elsewhere")
+
+    def _close_shared_claim(self, key: str, token: str, target_id: str | None) -> None:
+        """Record who the key is (``target_id``), or end the claim for the next claimer to look up."""
+        assert self.shared is not None
+        if target_id is not None:
+            try:
+                self.shared.complete(key, target_id, fingerprint=None, owner=token)
+                return
+            except StateError as exc:  # the record is this pair's either way: its own claim completed
+                log.warning("%s %s: shared key not recorded (%s)", self.entity.name, key, exc)
+        self.shared.abandon(key, owner=token)
+
+    def _adopt(self, decision: Decision, token: str, target_id: str) -> str:
+        """Link the record another pair created under the shared key (updating it when declared)."""
+        assert self.entity.shared is not None
+        decision.target_id = target_id
+        self.stream.complete(decision.source_id, target_id, fingerprint=decision.fingerprint, owner=token)
+        if self.entity.shared.write_when_adopting:
+            return self._update(decision)
+        self._audit(decision, AuditAction.MATCHED_EXISTING, {"created_by_another_pair": True})
+        return "matched_existing"
+
+    def _send_create(self, decision: Decision, token: str) -> str:
         assert decision.natural_key and decision.payload is not None
         try:
             # Fenced: right before each write attempt leaves (after any throttle wait), the HTTP

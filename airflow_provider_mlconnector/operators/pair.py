@@ -64,6 +64,30 @@ class Skip:
 Outcome = Record | Retire | Skip
 
 
+@dataclass(frozen=True)
+class SharedKey:
+    """Target records that several pairs create under one natural key, whichever meets them first
+    (one FreshBooks bill vendor per person, for Expensify and BambooHR alike).
+
+    Each pair's ID map guards only its own records: two pairs that both find no vendor for a new
+    e-mail would both create one. With a shared key, a create is also claimed by the key itself,
+    across pairs (in the ID map, as pair :data:`SHARED_PAIR`, entity ``name``): while one pair
+    creates it, the other parks the record (``busy_elsewhere``, retried next run); once it exists,
+    the other links to it instead of creating a second.
+
+    :param name: the records' shared name, the same in every pair that declares it.
+    :param write_when_adopting: a record another pair created is brought up to date with this
+        pair's payload (``update``); ``False``: linked as it is (this pair's data is the poorer).
+    """
+
+    name: str
+    write_when_adopting: bool = False
+
+
+#: the ID map's pair name for claims on shared natural keys (:class:`SharedKey`).
+SHARED_PAIR = "shared"
+
+
 def record_id(record: Mapping[str, Any]) -> str:
     """The default source and target id: the record's ``id`` field."""
     return str(record["id"])
@@ -102,6 +126,8 @@ class Entity:
     :param batch_size: records per mapped task.
     :param reconcile: how to compare a synced record in both systems (fetch the target by id,
         compare), for the reconciliation report (:mod:`~.reconcile`); ``None``: not reconciled.
+    :param shared: the natural key is shared with other pairs that create the same target
+        records (:class:`SharedKey`); ``None``: this pair alone creates them.
     """
 
     name: str
@@ -124,6 +150,7 @@ class Entity:
     reverse: bool = False
     batch_size: int = 250
     reconcile: Reconciliation | None = None
+    shared: SharedKey | None = None
 
 
 @dataclass(frozen=True)
@@ -147,6 +174,8 @@ class Pair:
             missing = [a for a in entity.after if a not in earlier]
             if missing:
                 raise ValueError(f"pair {self.name}: {entity.name} runs after {missing}, declared later or absent")
+            if entity.shared is not None and entity.create_many is not None:
+                raise ValueError(f"pair {self.name}: {entity.name} has a shared key: its creates cannot be bulk")
 
     def entity(self, name: str) -> Entity:
         for entity in self.entities:
@@ -207,4 +236,16 @@ class Ctx:
             raise KeyError(f"entity {entity!r} is not declared before this one") from None
 
 
-__all__ = ["Ctx", "Entity", "NotLinkedYetError", "Outcome", "Pair", "Record", "Retire", "Skip", "record_id"]
+__all__ = [
+    "SHARED_PAIR",
+    "Ctx",
+    "Entity",
+    "NotLinkedYetError",
+    "Outcome",
+    "Pair",
+    "Record",
+    "Retire",
+    "SharedKey",
+    "Skip",
+    "record_id",
+]

@@ -61,7 +61,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_mlconnector.exceptions import ConfigurationError, MappingError, NotLinkedYetError, RecordError
 from airflow_provider_mlconnector.hooks.bamboohr import BambooHRHook
 from airflow_provider_mlconnector.hooks.freshbooks import FreshBooksHook, VisState
-from airflow_provider_mlconnector.operators.pair import Ctx, Entity, Outcome, Pair, Record, Retire, Skip
+from airflow_provider_mlconnector.operators.pair import Ctx, Entity, Outcome, Pair, Record, Retire, SharedKey, Skip
 from airflow_provider_mlconnector.operators.reconcile import Reconciliation
 from airflow_provider_mlconnector.pairs import people, variables
 
@@ -517,6 +517,8 @@ PAIR = Pair(
             update=update_person,
             retire=lambda freshbooks, vendor_id: freshbooks.bill_vendors.delete(vendor_id),
             target_id=people.vendor_id,
+            # Expensify's vendor of the person gets this pair's name and job title.
+            shared=SharedKey(people.SHARED_KEY, write_when_adopting=True),
             reconcile=Reconciliation(
                 fetch_target=lambda freshbooks, vendor_id: freshbooks.bill_vendors.get(vendor_id),
                 compare=compare_person,

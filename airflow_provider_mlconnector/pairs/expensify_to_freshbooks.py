@@ -84,7 +84,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_mlconnector.exceptions import ConfigurationError, MappingError, NotLinkedYetError, RecordError
 from airflow_provider_mlconnector.hooks.expensify import ExpensifyHook
 from airflow_provider_mlconnector.hooks.freshbooks import FreshBooksHook, money, parse_money
-from airflow_provider_mlconnector.operators.pair import Ctx, Entity, Outcome, Pair, Record, Skip
+from airflow_provider_mlconnector.operators.pair import Ctx, Entity, Outcome, Pair, Record, SharedKey, Skip
 from airflow_provider_mlconnector.operators.reconcile import Reconciliation
 from airflow_provider_mlconnector.pairs import people, variables
 
@@ -704,6 +704,7 @@ PAIR = Pair(
             create=lambda fb, payload: fb.bill_vendors.create(payload),
             update=lambda fb, vendor_id, payload: fb.bill_vendors.update(vendor_id, payload),
             target_id=people.vendor_id,
+            shared=SharedKey(people.SHARED_KEY),  # BambooHR's vendor of the person is linked as it is
         ),
         Entity(
             "bill",

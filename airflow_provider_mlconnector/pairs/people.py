@@ -13,6 +13,11 @@ must find the *same* bill vendor, so the rule lives here, once:
   someone typed by hand with the same e-mail is adopted, never doubled. When FreshBooks holds
   several with that e-mail, the active one with the lowest id wins (archived ones only when no
   active one exists), so both pairs always pick the same.
+* **Never created twice at once**: both pairs declare the entity with ``shared=SharedKey(SHARED_KEY)``.
+  Their plans look the e-mail up independently, so two runs that both find no vendor for a new
+  person would both create one; the engine also claims the e-mail itself across pairs (see
+  :class:`~airflow_provider_mlconnector.operators.pair.SharedKey`): the second pair waits while
+  the first creates, then links to that vendor.
 * **The payload**: :func:`person_vendor_payload` builds the bill vendor of a person: name, e-mail,
   first and last name as the primary contact, the booking currency, and a note saying it is a
   person (so an accountant tells employees from suppliers).
@@ -26,7 +31,7 @@ Usage in a pair::
            index=people.person_vendors_by_key, find=people.find_person_vendor,
            create=lambda fb, payload: fb.bill_vendors.create(payload),
            update=lambda fb, vendor_id, payload: fb.bill_vendors.update(vendor_id, payload),
-           target_id=people.vendor_id)
+           target_id=people.vendor_id, shared=SharedKey(people.SHARED_KEY))
 
 :func:`staff_ids_by_key` maps the same key to a FreshBooks staff id (expense owner), when known.
 """
@@ -45,6 +50,8 @@ if TYPE_CHECKING:
 Record = dict[str, Any]
 
 ACTIVE, DELETED, ARCHIVED = 0, 1, 2
+#: the cross-pair name of a person's bill vendor, claimed by e-mail (``Entity.shared``).
+SHARED_KEY = "freshbooks_person_vendor"
 #: the bill vendor note of a person (FreshBooks has no "employee" flag on bill vendors).
 PERSON_NOTE = "Employee (expense reimbursements); kept by ml-connector, matched by e-mail"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -167,6 +174,7 @@ def staff_ids_by_key(freshbooks: FreshBooksHook) -> dict[str, str]:
 
 __all__ = [
     "PERSON_NOTE",
+    "SHARED_KEY",
     "display_name",
     "find_person_vendor",
     "index_person_vendors",

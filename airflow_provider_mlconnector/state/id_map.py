@@ -501,6 +501,23 @@ class IdMap:
         with self._db.write() as conn:
             return bool(conn.execute(sa.update(_T).where(where).values(claimed_at=None)).rowcount == 1)
 
+    def reopen(self, pair: str, entity: str, source_tenant: str, source_id: str, *, target_id: str, owner: str) -> bool:
+        """Make a synced row ``owner``'s pending claim again, when its target record is gone.
+
+        For a shared natural key whose record was renamed or deleted in the target: the key is free,
+        and whoever reopens it creates the next record. Compare-and-set on the target id seen, so
+        of two writers that found it free exactly one gets it. Returns whether ``owner`` did.
+        """
+        now = utcnow()
+        where = sa.and_(
+            _source(pair, entity, source_tenant, source_id),
+            _T.c.status == MappingStatus.SYNCED.value,
+            _T.c.target_id == target_id,
+        )
+        values = {"status": MappingStatus.PENDING.value, "target_id": None, "claimed_by": owner, "claimed_at": now}
+        with self._db.write() as conn:
+            return conn.execute(sa.update(_T).where(where).values(**values, updated_at=now)).rowcount == 1
+
     def release(self, pair: str, entity: str, source_tenant: str, source_id: str, *, owner: str | None = None) -> bool:
         """Drop a pending intent after the create definitively failed (e.g. a validation error).
 

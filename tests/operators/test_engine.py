@@ -7,8 +7,10 @@ through the same fence check the HTTP core runs right before a write leaves.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -27,7 +29,7 @@ from airflow_provider_mlconnector.exceptions import (
     WriteOutcomeUnknownError,
 )
 from airflow_provider_mlconnector.operators.engine import RunInfo, SyncEngine
-from airflow_provider_mlconnector.operators.pair import Entity, Pair, Retire, Skip
+from airflow_provider_mlconnector.operators.pair import SHARED_PAIR, Entity, Pair, Retire, SharedKey, Skip
 from airflow_provider_mlconnector.state import StateStore, schema
 from airflow_provider_mlconnector.state.id_map import content_fingerprint
 from airflow_provider_mlconnector.state.watermarks import Window
@@ -675,3 +677,103 @@ def test_a_lost_or_throttled_item_is_looked_up_or_retried_never_created_twice(st
     assert target.by_name("Vendor 7") is None and mapping(store, "2") is not None
     assert run(store, many, target, entity=BULK, run_id="r2") == {"unchanged": 19, "created": 1}
     assert sorted(names(target)) == sorted(f"Vendor {i}" for i in range(20))  # each once
+
+
+# --- a natural key shared by two pairs (one FreshBooks bill vendor per person) -----------------
+
+SHARED = SharedKey("thing_by_name")
+SHARED_THING = dataclasses.replace(THING, shared=SHARED)
+OTHER_PAIR = Pair("c_to_b", source=FakeSource, target=FakeTarget, entities=(SHARED_THING,))  # type: ignore[arg-type]
+THIS_PAIR = Pair(PAIR_NAME, source=FakeSource, target=FakeTarget, entities=(SHARED_THING,))  # type: ignore[arg-type]
+
+
+def shared_engine(store, source, target, pair=THIS_PAIR, entity=SHARED_THING, run_id="r1"):
+    return SyncEngine(pair, entity, source, target, store, RunInfo(pair.name, run_id, "upsert_things"))
+
+
+def other_source():
+    world = FakeSource()
+    world.records = [{"id": "c-7", "name": "Adobe", "amount": "10.00", "category": "software"}]
+    return world
+
+
+def shared_row(store, key="Adobe"):
+    return store.id_map.get(SHARED_PAIR, "thing_by_name", "tgt-tenant", key)
+
+
+def test_a_record_another_pair_created_after_this_plan_looked_is_linked_not_created_twice(store, source, target):
+    this = shared_engine(store, source, target)
+    decisions = this.match([source.records[0]])  # plans a create: the target has no Adobe yet
+    assert [d.action for d in decisions] == ["create"]
+    other = shared_engine(store, other_source(), target, pair=OTHER_PAIR)
+    assert dict(other.upsert(other.match(other_source().records)).counts) == {"created": 1}
+    assert dict(this.upsert(decisions).counts) == {"matched_existing": 1}
+    assert names(target) == ["Adobe"] and target.creates == 1
+    assert mapping(store, "1").target_id == "T1"
+    assert shared_row(store).target_id == "T1"
+
+
+def test_while_another_pair_is_creating_the_key_the_record_is_parked_and_linked_next_run(store, source, target):
+    store.id_map.claim(SHARED_PAIR, "thing_by_name", "tgt-tenant", "Adobe", "tgt-tenant", "Adobe", "c_to_b/live")
+    this = shared_engine(store, source, target)
+    assert dict(this.upsert(this.match([source.records[0]])).counts) == {"waiting": 1}
+    assert target.creates == 0 and mapping(store, "1") is None  # its own claim is dropped, nothing sent
+    (letter,) = store.dead_letters.list(status="replay_requested", pair=PAIR_NAME)
+    assert letter.error_kind == "busy_elsewhere"
+    # The other pair finishes; the parked record is re-read next run and linked by the plan's lookup.
+    target.create({"name": "Adobe", "amount": "10.00"})
+    store.id_map.complete(SHARED_PAIR, "thing_by_name", "tgt-tenant", "Adobe", "T1", None, owner="c_to_b/live")
+    nxt = shared_engine(store, source, target, run_id="r2")
+    counts: Counter[str] = Counter()
+    for batch in nxt.extract(ALL):
+        counts += nxt.upsert(nxt.match(batch)).counts
+    assert counts == {"matched_existing": 1, "created": 2}
+    assert names(target).count("Adobe") == 1
+
+
+def test_a_pair_that_died_after_creating_the_key_leaves_it_to_be_found_by_lookup(store, source, target):
+    store.id_map.claim(SHARED_PAIR, "thing_by_name", "tgt-tenant", "Adobe", "tgt-tenant", "Adobe", "c_to_b/dead")
+    store.id_map.abandon(SHARED_PAIR, "thing_by_name", "tgt-tenant", "Adobe", owner="c_to_b/dead")
+    this = shared_engine(store, source, target)
+    decisions = this.match([source.records[0]])
+    target.create({"name": "Adobe", "amount": "10.00"})  # what the dead pair had sent
+    assert dict(this.upsert(decisions).counts) == {"matched_existing": 1}
+    assert target.creates == 1 and shared_row(store).target_id == "T1"
+
+
+def test_a_shared_key_whose_record_was_renamed_away_is_taken_afresh_not_linked_to_the_old_record(store, source, target):
+    other = shared_engine(store, other_source(), target, pair=OTHER_PAIR)
+    other.upsert(other.match(other_source().records))
+    target.records["T1"]["name"] = "Adobe Inc"  # the other pair's record no longer has the key
+    this = shared_engine(store, source, target)
+    assert dict(this.upsert(this.match([source.records[0]])).counts) == {"created": 1}
+    assert mapping(store, "1").target_id == "T2" and shared_row(store).target_id == "T2"
+    assert names(target) == ["Adobe", "Adobe Inc"]
+
+
+def test_a_pair_that_writes_when_adopting_brings_the_other_pairs_record_up_to_date(store, source, target):
+    adopting = dataclasses.replace(THING, shared=SharedKey("thing_by_name", write_when_adopting=True))
+    pair = Pair(PAIR_NAME, source=FakeSource, target=FakeTarget, entities=(adopting,))  # type: ignore[arg-type]
+    this = shared_engine(store, source, target, pair=pair, entity=adopting)
+    decisions = this.match([{**source.records[0], "amount": "12.00"}])
+    other = shared_engine(store, other_source(), target, pair=OTHER_PAIR)
+    other.upsert(other.match(other_source().records))
+    assert dict(this.upsert(decisions).counts) == {"updated": 1}
+    assert target.creates == 1 and target.records["T1"]["amount"] == "12.00"
+
+
+def test_a_refused_create_frees_the_shared_key(store, source, target):
+    target.reject.add("Adobe")
+    this = shared_engine(store, source, target)
+    assert dict(this.upsert(this.match([source.records[0]])).counts) == {"quarantined": 1}
+    assert shared_row(store) is None
+
+
+def test_a_shared_key_cannot_be_created_in_bulk():
+    with pytest.raises(ValueError, match="shared key"):
+        Pair(
+            "x",
+            source=FakeSource,
+            target=FakeTarget,
+            entities=(dataclasses.replace(SHARED_THING, create_many=len, bulk_limit=5),),
+        )  # type: ignore[arg-type]

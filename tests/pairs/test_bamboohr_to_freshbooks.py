@@ -417,6 +417,35 @@ from airflow_provider_mlconnector.sandbox.bamboohr import BambooHRSandbox  # noq
 from airflow_provider_mlconnector.sandbox.freshbooks import FreshBooksSandbox  # noqa: E402
 
 SANDBOX_SYSTEMS = [BambooHRSandbox, FreshBooksSandbox]
+class FakeExpensify:
+    conn_type = "expensify"
+    tenant = "brightside-policy"
+
+
+def test_a_person_both_pairs_meet_in_the_same_hour_gets_one_bill_vendor(state_store):
+    # Expensify's plan finds no vendor for Sofia; BambooHR creates hers before Expensify writes.
+    from airflow_provider_mlconnector.pairs import expensify_to_freshbooks
+
+    fb = FakeFreshBooks()
+    expensify = SyncEngine(
+        expensify_to_freshbooks.PAIR,
+        expensify_to_freshbooks.PAIR.entity("person"),
+        FakeExpensify(),
+        fb,
+        state_store,
+        RunInfo("expensify_to_freshbooks", "r1", "upsert_persons"),
+    )
+    sofia = "sofia.marchetti@brightside.example"
+    planned = expensify.match([{"id": sofia, "email": "Sofia.Marchetti@brightside.example"}])
+    assert [d.action for d in planned] == ["create"]
+    assert sync(state_store, "person", FakeBambooHR(employee("13")), fb, "r1") == {"created": 1}
+    assert dict(expensify.upsert(planned).counts) == {"matched_existing": 1}
+    (vendor,) = fb.vendors()
+    assert vendor["note"].endswith("Junior Designer, Creative")  # BambooHR's, not overwritten
+    linked = state_store.id_map.get("expensify_to_freshbooks", "person", "brightside-policy", sofia)
+    assert linked.target_id == vendor["vendorid"]
+
+
 HR = "brightsidemarketing.com"
 
 
