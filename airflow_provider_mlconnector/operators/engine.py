@@ -599,8 +599,15 @@ class SyncEngine:
         assert decision.target_id and decision.payload is not None and decision.natural_key
         if conflict := self._key_taken(decision):  # again: another run may have taken it since match
             return self._quarantine(decision, conflict, "duplicate_natural_key")
-        self.entity.update(self.writer, decision.target_id, decision.payload)
-        self.stream.record(
+        token = self.run.claim_token()
+        if not self.stream.hold(decision.source_id, owner=token):
+            return self._park(decision, "another run is changing this record right now", "busy_elsewhere")
+        try:
+            self.entity.update(self.writer, decision.target_id, decision.payload)
+        except BaseException:
+            self.stream.let_go(decision.source_id, owner=token)
+            raise
+        self.stream.record(  # gives the lease back
             decision.source_id,
             decision.target_id,
             natural_key=decision.natural_key,

@@ -501,6 +501,29 @@ class IdMap:
         with self._db.write() as conn:
             return bool(conn.execute(sa.update(_T).where(where).values(claimed_at=None)).rowcount == 1)
 
+    def hold(
+        self, pair: str, entity: str, source_tenant: str, source_id: str, *, owner: str, lease_seconds: float = 900
+    ) -> bool:
+        """Take the lease to change a synced record in the target: one writer at a time.
+
+        An update may apply a change rather than restate the record (a refund taken off payments):
+        two runs doing it at once would apply it twice. The lease is free when nobody holds it or
+        the holder's ran out (a dead task); :meth:`record` gives it back, as does :meth:`let_go`.
+        Returns whether ``owner`` holds it now.
+        """
+        now = utcnow()
+        free = sa.or_(_T.c.claimed_at.is_(None), _T.c.claimed_at <= now - timedelta(seconds=lease_seconds))
+        where = sa.and_(_source(pair, entity, source_tenant, source_id), _T.c.status == MappingStatus.SYNCED.value)
+        with self._db.write() as conn:
+            result = conn.execute(sa.update(_T).where(where, free).values(claimed_by=owner, claimed_at=now))
+            return result.rowcount == 1
+
+    def let_go(self, pair: str, entity: str, source_tenant: str, source_id: str, *, owner: str) -> bool:
+        """Give back the update lease of :meth:`hold` (the update failed; the mapping is unchanged)."""
+        where = sa.and_(_source(pair, entity, source_tenant, source_id), _T.c.claimed_by == owner)
+        with self._db.write() as conn:
+            return conn.execute(sa.update(_T).where(where).values(claimed_by=None, claimed_at=None)).rowcount == 1
+
     def reopen(self, pair: str, entity: str, source_tenant: str, source_id: str, *, target_id: str, owner: str) -> bool:
         """Make a synced row ``owner``'s pending claim again, when its target record is gone.
 

@@ -96,6 +96,12 @@ class Stream:
     def abandon(self, source_id: str, *, owner: str) -> bool:
         return self.store.id_map.abandon(self.pair, self.entity, self.source_tenant, source_id, owner=owner)
 
+    def hold(self, source_id: str, *, owner: str) -> bool:
+        return self.store.id_map.hold(self.pair, self.entity, self.source_tenant, source_id, owner=owner)
+
+    def let_go(self, source_id: str, *, owner: str) -> bool:
+        return self.store.id_map.let_go(self.pair, self.entity, self.source_tenant, source_id, owner=owner)
+
     def reopen(self, source_id: str, *, target_id: str, owner: str) -> bool:
         return self.store.id_map.reopen(
             self.pair, self.entity, self.source_tenant, source_id, target_id=target_id, owner=owner

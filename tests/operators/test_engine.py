@@ -777,3 +777,44 @@ def test_a_shared_key_cannot_be_created_in_bulk():
             target=FakeTarget,
             entities=(dataclasses.replace(SHARED_THING, create_many=len, bulk_limit=5),),
         )  # type: ignore[arg-type]
+
+
+# --- one writer changes a synced record at a time ----------------------------------------------
+
+
+def test_two_runs_updating_one_record_at_once_apply_the_change_once(store, source, target):
+    # An update that applies a change (a refund taken off payments) must not run twice in parallel.
+    run(store, source, target)
+    source.records[0]["amount"] = "11.00"
+    inside, release = threading.Event(), threading.Event()
+    plain_update = target.update
+
+    def slow_update(target_id, payload):
+        inside.set()
+        release.wait(10)
+        plain_update(target_id, payload)
+
+    target.update = slow_update
+    first, second = engine(store, source, target, run_id="r2"), engine(store, source, target, run_id="r3")
+    (mine,), (theirs,) = first.match([source.records[0]]), second.match([source.records[0]])
+    outcome: dict[str, object] = {}
+    writer = threading.Thread(target=lambda: outcome.update(first.upsert([mine]).counts))
+    writer.start()
+    assert inside.wait(10)
+    assert dict(second.upsert([theirs]).counts) == {"waiting": 1}  # parked: re-read next run
+    release.set()
+    writer.join(10)
+    assert outcome == {"updated": 1} and target.updates == 1
+    assert mapping(store, "1").claimed_by is None  # the update lease is given back
+    assert run(store, source, target, run_id="r4") == {"unchanged": 3}
+
+
+def test_a_failed_update_gives_its_lease_back(store, source, target):
+    run(store, source, target)
+    source.records[0]["amount"] = "11.00"
+    target.locked.add("T1")
+    assert run(store, source, target, run_id="r2") == {"quarantined": 1, "unchanged": 2}
+    target.locked.clear()
+    assert mapping(store, "1").claimed_by is None
+    (letter,) = store.dead_letters.list(status="open", pair=PAIR_NAME)
+    assert run(store, source, target, run_id="r3", replay=[letter.id]) == {"updated": 1, "unchanged": 2}

@@ -225,3 +225,28 @@ def test_complete_many_syncs_the_records_still_ours_and_reports_a_lost_claim(sto
     assert done is not None and (done.status, done.target_id, done.fingerprint) == ("synced", "QB-a", "fp-a")
     lost = store.id_map.get(PAIR, ENTITY, SRC, "b")
     assert lost is not None and (lost.status, lost.claimed_by) == ("pending", "run-2/b")
+
+
+def test_one_writer_at_a_time_holds_a_synced_record_and_a_dead_holders_lease_runs_out(store: StateStore) -> None:
+    claim(store, "1", "run-a")
+    store.id_map.complete(PAIR, ENTITY, SRC, "1", "QB-77", "fp1", owner="run-a")
+    assert store.id_map.hold(PAIR, ENTITY, SRC, "1", owner="run-b")
+    assert not store.id_map.hold(PAIR, ENTITY, SRC, "1", owner="run-c")  # b is changing it
+    assert claim(store, "1", "run-c").outcome == "synced"  # still synced for everyone else
+    assert store.id_map.hold(PAIR, ENTITY, SRC, "1", owner="run-c", lease_seconds=0)  # b died
+    assert not store.id_map.let_go(PAIR, ENTITY, SRC, "1", owner="run-b")  # no longer b's
+    assert store.id_map.let_go(PAIR, ENTITY, SRC, "1", owner="run-c")
+    store.id_map.hold(PAIR, ENTITY, SRC, "1", owner="run-d")
+    done = store.id_map.record(PAIR, ENTITY, SRC, "1", TGT, "QB-77", None, "fp2")  # the update landed
+    assert (done.fingerprint, done.claimed_by) == ("fp2", None)
+    assert not store.id_map.hold(PAIR, ENTITY, SRC, "2", owner="run-d")  # nothing synced to change
+
+
+def test_a_synced_row_whose_record_is_gone_is_reopened_by_exactly_one_writer(store: StateStore) -> None:
+    claim(store, "k", "run-a")
+    store.id_map.complete(PAIR, ENTITY, SRC, "k", "QB-77", None, owner="run-a")
+    assert store.id_map.reopen(PAIR, ENTITY, SRC, "k", target_id="QB-77", owner="run-b")
+    assert not store.id_map.reopen(PAIR, ENTITY, SRC, "k", target_id="QB-77", owner="run-c")
+    reopened = store.id_map.get(PAIR, ENTITY, SRC, "k")
+    assert (reopened.status, reopened.target_id, reopened.claimed_by) == (MappingStatus.PENDING, None, "run-b")
+    assert claim(store, "k", "run-c").outcome == "busy"
