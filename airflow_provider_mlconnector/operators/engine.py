@@ -474,28 +474,33 @@ class SyncEngine:
             )
             return self._confirm_each(chunk, unknown)
         outcomes: list[tuple[str, str | None]] = []
-        written: list[tuple[Decision, str, str]] = []
+        written: list[tuple[Decision, str, Record]] = []
         for (decision, token), answer in zip(chunk, created, strict=True):
             if isinstance(answer, (RecordError, ApiError)):
                 # That record's own answer (QuickBooks' batch answers each item apart).
                 outcomes += self._bulk_failed([(decision, token)], answer)
             else:
-                written.append((decision, token, self.entity.target_id(answer)))
+                written.append((decision, token, answer))
         return outcomes + self._completed_many(written)
 
-    def _completed_many(self, written: list[tuple[Decision, str, str]]) -> list[tuple[str, str | None]]:
+    def _completed_many(self, written: list[tuple[Decision, str, Record]]) -> list[tuple[str, str | None]]:
         """:meth:`_completed` for the records of one bulk call: one transaction for their ID-map
         rows, one for their audit rows, one read of their open letters."""
-        failures = self.stream.complete_many(
-            [
-                Intent(d.source_id, token, fingerprint=d.fingerprint, target_id=target_id)
-                for d, token, target_id in written
-            ]
-        )
+        intents = [
+            Intent(
+                d.source_id,
+                token,
+                fingerprint=d.fingerprint,
+                target_id=self.entity.target_id(created),
+                target_version=self._version(created),
+            )
+            for d, token, created in written
+        ]
+        failures = self.stream.complete_many(intents)
         outcomes: list[tuple[str, str | None]] = []
         done: list[Decision] = []
-        for decision, _, target_id in written:
-            decision.target_id = target_id
+        for (decision, _, _), intent in zip(written, intents, strict=True):
+            decision.target_id = intent.target_id
             if decision.source_id in failures:
                 failed = partial(self._completion_failed, decision, failures[decision.source_id])
                 outcomes.append(self._guarded(decision, failed))
@@ -603,7 +608,7 @@ class SyncEngine:
         if not self.stream.hold(decision.source_id, owner=token):
             return self._park(decision, "another run is changing this record right now", "busy_elsewhere")
         try:
-            self.entity.update(self.writer, decision.target_id, decision.payload)
+            answer = self.entity.update(self.writer, decision.target_id, decision.payload)
         except BaseException:
             self.stream.let_go(decision.source_id, owner=token)
             raise
@@ -612,6 +617,7 @@ class SyncEngine:
             decision.target_id,
             natural_key=decision.natural_key,
             fingerprint=decision.fingerprint or "",
+            target_version=self._version(dict(answer)) if isinstance(answer, Mapping) else None,
         )
         self._audit(decision, AuditAction.UPDATED, {})
         return "updated"
@@ -773,7 +779,7 @@ class SyncEngine:
         except RetryableApiError:
             self.stream.abandon(decision.source_id, owner=token)
             raise
-        return self._completed(decision, token, self.entity.target_id(created), {})
+        return self._completed(decision, token, self.entity.target_id(created), {}, self._version(created))
 
     def _still_ours(self, decision: Decision, token: str) -> None:
         assert decision.natural_key
@@ -793,10 +799,20 @@ class SyncEngine:
         self.stream.release(decision.source_id, owner=token)
         raise exc
 
-    def _completed(self, decision: Decision, token: str, target_id: str, summary: dict[str, Any]) -> str:
+    def _version(self, written: Record) -> str | None:
+        """The target's revision of a record this writer wrote, from the vendor's answer."""
+        return self.entity.target_version(written) if self.entity.target_version is not None else None
+
+    def _completed(
+        self, decision: Decision, token: str, target_id: str, summary: dict[str, Any], version: str | None = None
+    ) -> str:
+        """:param version: the revision our write left; ``None`` for a record found by lookup
+        (someone may have changed it since)."""
         decision.target_id = target_id
         try:
-            self.stream.complete(decision.source_id, target_id, fingerprint=decision.fingerprint, owner=token)
+            self.stream.complete(
+                decision.source_id, target_id, fingerprint=decision.fingerprint, owner=token, target_version=version
+            )
         except ClaimLostError as exc:
             return self._completion_failed(decision, exc)
         self._audit(decision, AuditAction.CREATED, summary)

@@ -40,6 +40,7 @@ from airflow_provider_mlconnector.exceptions import ApiError, NotLinkedYetError,
 if TYPE_CHECKING:
     from airflow_provider_mlconnector.hooks.base import MLConnectorHook
     from airflow_provider_mlconnector.operators.reconcile import Reconciliation
+    from airflow_provider_mlconnector.state.id_map import IdMapping
     from airflow_provider_mlconnector.state.stream import Stream
     from airflow_provider_mlconnector.state.watermarks import Window
 
@@ -126,6 +127,9 @@ class Entity:
     :param batch_size: records per mapped task.
     :param reconcile: how to compare a synced record in both systems (fetch the target by id,
         compare), for the reconciliation report (:mod:`~.reconcile`); ``None``: not reconciled.
+    :param target_version: the target's revision of a record in a write's answer (QuickBooks'
+        ``SyncToken``), kept in the ID map: a change read back from the target with that revision
+        is this integration's own write (:meth:`Ctx.written_unchanged`). ``None``: not tracked.
     :param shared: the natural key is shared with other pairs that create the same target
         records (:class:`SharedKey`); ``None``: this pair alone creates them.
     """
@@ -150,6 +154,7 @@ class Entity:
     reverse: bool = False
     batch_size: int = 250
     reconcile: Reconciliation | None = None
+    target_version: Callable[[Record], str | None] | None = None
     shared: SharedKey | None = None
 
 
@@ -223,11 +228,20 @@ class Ctx:
         For a reverse entity (payments coming back) ``target_id`` is an id in *this* entity's
         source system, which is the referenced entity's target.
         """
+        return self._linked(entity, target_id).source_id
+
+    def written_unchanged(self, entity: str, target_id: object, version: object) -> bool:
+        """Whether the ``entity`` record ``target_id`` is still at the revision ``version`` this
+        integration's last write left (nobody changed it in the target since)."""
+        written = self._linked(entity, target_id).target_version
+        return written is not None and version is not None and str(version) == written
+
+    def _linked(self, entity: str, target_id: object) -> IdMapping:
         stream = self._stream(entity)
         mapping = stream.store.id_map.get_by_target(stream.pair, entity, stream.target_tenant, str(target_id))
         if mapping is None:
             raise NotLinkedYetError(f"its {entity} {target_id} is not linked by this integration yet")
-        return mapping.source_id
+        return mapping
 
     def _stream(self, entity: str) -> Stream:
         try:

@@ -44,7 +44,8 @@ Mapping rules an accountant can check:
   trigger a run) are compared with BILL: a synced record deleted or edited in QuickBooks (name,
   active flag, vendor, document number, amounts, status) is a dead letter for a person
   (``edited_in_quickbooks``, ``deleted_in_quickbooks``), never silently overwritten. Records this
-  integration did not write are left alone.
+  integration did not write are left alone, and so is a record whose ``SyncToken`` is still the one
+  this integration's last write left (kept in the ID map): nobody changed it, so BILL is not read.
 
 **Safe to retry**: every create and update carries a ``requestid`` derived from the record, its
 content and the hour (QuickBooks replays its first answer to a repeated requestid). A create whose
@@ -228,7 +229,7 @@ def create_in_batch(
     ]
 
 
-def update_vendor(qb: QuickBooksHook, vendor_id: str, payload: Record) -> None:
+def update_vendor(qb: QuickBooksHook, vendor_id: str, payload: Record) -> Record:
     current = qb.vendors.get(vendor_id)
     wanted = (payload.get("CurrencyRef") or {}).get("value")
     kept = (current.get("CurrencyRef") or {}).get("value")
@@ -240,7 +241,7 @@ def update_vendor(qb: QuickBooksHook, vendor_id: str, payload: Record) -> None:
         )
     changes = {k: v for k, v in payload.items() if k != "CurrencyRef"}
     try:
-        qb.vendors.update(vendor_id, changes, request_id=write_id("vendor", vendor_id, payload), current=current)
+        return qb.vendors.update(vendor_id, changes, request_id=write_id("vendor", vendor_id, payload), current=current)
     except RecordRejectedError as exc:
         raise refusal(qb, exc, payload) from None
 
@@ -465,7 +466,7 @@ class Documents:
     def create_many(self, qb: QuickBooksHook, payloads: list[Record]) -> list[Record | RecordError | ApiError]:
         return create_in_batch(qb, self.resource(qb), self.entity, payloads)
 
-    def update(self, qb: QuickBooksHook, document_id: str, payload: Record) -> None:
+    def update(self, qb: QuickBooksHook, document_id: str, payload: Record) -> Record:
         current = self.resource(qb).get(document_id)
         if self.entity == "Bill" and cents(current.get("Balance", 0)) != cents(current.get("TotalAmt", 0)):
             raise RecordError(
@@ -474,7 +475,7 @@ class Documents:
                 kind="manual_reconciliation",
             )
         try:
-            self.resource(qb).update(
+            return self.resource(qb).update(
                 document_id, payload, request_id=write_id(self.entity, document_id, payload), current=current
             )
         except RecordRejectedError as exc:
@@ -585,6 +586,8 @@ def check_against_bill(change: Record, ctx: Ctx) -> Outcome:
         source_id = ctx.source_id(stream, qbo["Id"])
     except NotLinkedYetError:
         return Skip(f"QuickBooks {entity} {qbo['Id']} was not written by this integration")
+    if qbo.get("status") != "Deleted" and ctx.written_unchanged(stream, qbo["Id"], qbo.get("SyncToken")):
+        return Skip(f"QuickBooks {entity} {qbo['Id']} is as this integration last wrote it")
     bill: BillHook = ctx.target
     source = (bill.vendors if stream == "vendor" else bill.bills).get(source_id)
     if stream != "vendor" and source.get("archived"):
@@ -647,6 +650,12 @@ def _document_differences(qbo: Record, bill_record: Record, vendor_id: str | Non
     return found
 
 
+def sync_token(record: Record) -> str | None:
+    """QuickBooks' revision of a record (every write answers with it; a change bumps it)."""
+    token = record.get("SyncToken")
+    return None if token is None else str(token)
+
+
 def never_written(*args: object) -> Record:
     raise AssertionError("quickbooks_edits only reports: its transform never returns a payload")
 
@@ -671,6 +680,7 @@ def document_entity(mode: str, documents: Documents, transform: Callable[[Record
         update=documents.update,
         retire=documents.retire,
         target_id=lambda record: str(record["Id"]),
+        target_version=sync_token,
         reconcile=Reconciliation(
             fetch_target=lambda qb, document_id: documents.resource(qb).get(document_id), compare=reconcile_document
         ),
@@ -697,6 +707,7 @@ PAIR = Pair(
             bulk_limit=BATCH_MAX_ITEMS,
             update=update_vendor,
             target_id=lambda record: str(record["Id"]),
+            target_version=sync_token,
             reconcile=Reconciliation(
                 fetch_target=lambda qb, vendor_id: qb.vendors.get(vendor_id),
                 compare=lambda vendor, qbo: vendor_differences(qbo, vendor),

@@ -94,6 +94,8 @@ class IdMapping:
     target_id: str | None
     natural_key: str | None
     fingerprint: str | None
+    #: the target's revision of the record as this integration last wrote it (QuickBooks' SyncToken)
+    target_version: str | None
     status: MappingStatus
     claimed_by: str | None
     claimed_at: datetime | None
@@ -129,6 +131,7 @@ class Intent(NamedTuple):
     natural_key: str | None = None
     fingerprint: str | None = None
     target_id: str | None = None
+    target_version: str | None = None
 
 
 def content_fingerprint(record: Any) -> str:
@@ -362,6 +365,7 @@ class IdMap:
         fingerprint: str | None,
         *,
         owner: str | None = None,
+        target_version: str | None = None,
     ) -> IdMapping:
         """Mark a claimed record as created: store its target id and release the claim.
 
@@ -391,7 +395,9 @@ class IdMap:
                     existing=existing,
                 )
             where = _source(pair, entity, source_tenant, source_id)
-            conn.execute(sa.update(_T).where(where).values(**_synced_values(target_id, fingerprint, now)))
+            conn.execute(
+                sa.update(_T).where(where).values(**_synced_values(target_id, fingerprint, now, target_version))
+            )
             mapping = _fetch(conn, where)
         assert mapping is not None  # written in this very transaction
         return mapping
@@ -411,7 +417,7 @@ class IdMap:
         with self._db.write() as conn:
             for item in done:
                 where = _held_by(pair, entity, source_tenant, item.source_id, item.owner)
-                changes = _synced_values(item.target_id, item.fingerprint, now)
+                changes = _synced_values(item.target_id, item.fingerprint, now, item.target_version)
                 if conn.execute(sa.update(_T).where(where).values(**changes)).rowcount != 1:
                     missed.append(item)
         failures: dict[str, StateError] = {}
@@ -419,7 +425,14 @@ class IdMap:
             assert item.target_id is not None
             try:
                 self.complete(
-                    pair, entity, source_tenant, item.source_id, item.target_id, item.fingerprint, owner=item.owner
+                    pair,
+                    entity,
+                    source_tenant,
+                    item.source_id,
+                    item.target_id,
+                    item.fingerprint,
+                    owner=item.owner,
+                    target_version=item.target_version,
                 )
             except StateError as exc:
                 failures[item.source_id] = exc
@@ -537,7 +550,8 @@ class IdMap:
             _T.c.status == MappingStatus.SYNCED.value,
             _T.c.target_id == target_id,
         )
-        values = {"status": MappingStatus.PENDING.value, "target_id": None, "claimed_by": owner, "claimed_at": now}
+        values: dict[str, Any] = {"status": MappingStatus.PENDING.value, "target_id": None, "target_version": None}
+        values |= {"claimed_by": owner, "claimed_at": now}
         with self._db.write() as conn:
             return conn.execute(sa.update(_T).where(where).values(**values, updated_at=now)).rowcount == 1
 
@@ -563,16 +577,26 @@ class IdMap:
         target_id: str,
         natural_key: str | None,
         fingerprint: str | None,
+        target_version: str | None = None,
     ) -> IdMapping:
         """Upsert a synced mapping: after matching an existing target record, or after an update.
 
-        ``natural_key=None`` keeps the stored one. Raises :class:`IdMapConflictError` when the
+        ``natural_key=None`` keeps the stored one; ``target_version`` is the revision the write left
+        (``None``: unknown, e.g. a record found rather than written). Raises :class:`IdMapConflictError` when the
         natural key is already mapped to another source record.
         """
         for _ in range(_MAX_ROUNDS):
             try:
                 return self._upsert_synced(
-                    pair, entity, source_tenant, source_id, target_tenant, target_id, natural_key, fingerprint
+                    pair,
+                    entity,
+                    source_tenant,
+                    source_id,
+                    target_tenant,
+                    target_id,
+                    natural_key,
+                    fingerprint,
+                    target_version,
                 )
             except IntegrityError:
                 if natural_key is None:
@@ -596,10 +620,12 @@ class IdMap:
         target_id: str,
         natural_key: str | None,
         fingerprint: str | None,
+        target_version: str | None,
     ) -> IdMapping:
         now = utcnow()
         where = _source(pair, entity, source_tenant, source_id)
-        values: dict[str, Any] = {"target_tenant": target_tenant, **_synced_values(target_id, fingerprint, now)}
+        synced = _synced_values(target_id, fingerprint, now, target_version)
+        values: dict[str, Any] = {"target_tenant": target_tenant, **synced}
         with self._db.write() as conn:
             existing = _fetch(conn, where, lock=True)
             if existing is None:
@@ -636,6 +662,7 @@ def _intent_values(pair: str, entity: str, source_tenant: str, target_tenant: st
         "target_id": None,
         "natural_key": intent.natural_key,
         "fingerprint": intent.fingerprint,
+        "target_version": None,
         "status": MappingStatus.PENDING.value,
         "claimed_by": intent.owner,
         "claimed_at": now,
@@ -645,11 +672,14 @@ def _intent_values(pair: str, entity: str, source_tenant: str, target_tenant: st
     }
 
 
-def _synced_values(target_id: str | None, fingerprint: str | None, now: datetime) -> dict[str, Any]:
-    """What completing a claim writes: the target id, synced, the claim released."""
+def _synced_values(
+    target_id: str | None, fingerprint: str | None, now: datetime, target_version: str | None = None
+) -> dict[str, Any]:
+    """What completing a claim writes: the target id (and revision), synced, the claim released."""
     return {
         "target_id": target_id,
         "fingerprint": fingerprint,
+        "target_version": target_version,
         "status": MappingStatus.SYNCED.value,
         "claimed_by": None,
         "claimed_at": None,

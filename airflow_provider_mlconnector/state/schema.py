@@ -84,6 +84,8 @@ id_map = sa.Table(
     sa.Column("target_id", sa.String(_ID), nullable=True),
     sa.Column("natural_key", sa.String(_LONG), nullable=True),
     sa.Column("fingerprint", sa.String(_NAME), nullable=True),
+    # The target's revision of the record as this integration last wrote it (QuickBooks' SyncToken).
+    sa.Column("target_version", sa.String(_NAME), nullable=True),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("claimed_by", sa.String(_LONG), nullable=True),
     sa.Column("claimed_at", UTCDateTime(), nullable=True),

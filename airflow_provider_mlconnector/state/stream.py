@@ -76,9 +76,18 @@ class Stream:
             fingerprint=fingerprint,
         )
 
-    def complete(self, source_id: str, target_id: str, *, fingerprint: str | None, owner: str) -> IdMapping:
+    def complete(
+        self, source_id: str, target_id: str, *, fingerprint: str | None, owner: str, target_version: str | None = None
+    ) -> IdMapping:
         return self.store.id_map.complete(
-            self.pair, self.entity, self.source_tenant, source_id, target_id, fingerprint, owner=owner
+            self.pair,
+            self.entity,
+            self.source_tenant,
+            source_id,
+            target_id,
+            fingerprint,
+            owner=owner,
+            target_version=target_version,
         )
 
     def claim_many(self, intents: Sequence[Intent]) -> list[Claim]:
@@ -110,7 +119,15 @@ class Stream:
     def release(self, source_id: str, *, owner: str) -> bool:
         return self.store.id_map.release(self.pair, self.entity, self.source_tenant, source_id, owner=owner)
 
-    def record(self, source_id: str, target_id: str, *, natural_key: str | None, fingerprint: str) -> IdMapping:
+    def record(
+        self,
+        source_id: str,
+        target_id: str,
+        *,
+        natural_key: str | None,
+        fingerprint: str,
+        target_version: str | None = None,
+    ) -> IdMapping:
         return self.store.id_map.record(
             self.pair,
             self.entity,
@@ -120,6 +137,7 @@ class Stream:
             target_id,
             natural_key,
             fingerprint,
+            target_version,
         )
 
     # ------------------------------------------------------------------ dead letters

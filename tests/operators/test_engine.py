@@ -818,3 +818,41 @@ def test_a_failed_update_gives_its_lease_back(store, source, target):
     assert mapping(store, "1").claimed_by is None
     (letter,) = store.dead_letters.list(status="open", pair=PAIR_NAME)
     assert run(store, source, target, run_id="r3", replay=[letter.id]) == {"updated": 1, "unchanged": 2}
+
+
+# --- the target's revision of what this integration wrote (QuickBooks' SyncToken) -------------
+
+
+class RevisedTarget(BulkTarget):
+    """Every write answers with the record's revision, as QuickBooks' SyncToken."""
+
+    def create(self, payload):
+        return {**super().create(payload), "rev": "0"}
+
+    def create_many(self, payloads):
+        return [{**record, "rev": "0"} for record in super().create_many(payloads)]
+
+    def update(self, target_id, payload):
+        super().update(target_id, payload)
+        self.records[target_id]["rev"] = str(int(self.records[target_id].get("rev", "0")) + 1)
+        return dict(self.records[target_id])
+
+
+def revision(store, source_id):
+    return mapping(store, source_id).target_version
+
+
+def test_the_id_map_keeps_the_revision_each_write_left_and_none_for_a_record_it_found(store, source):
+    target = RevisedTarget()
+    target.records["T99"] = {"id": "T99", "name": "Adobe", "amount": "10.00", "rev": "7"}  # someone else's
+    revised = dataclasses.replace(THING, target_version=lambda record: record.get("rev"))
+    in_bulk = dataclasses.replace(BULK, target_version=lambda record: record.get("rev"))
+    assert run(store, source, target, entity=revised) == {"matched_existing": 1, "created": 2}
+    assert [revision(store, i) for i in ("1", "2", "3")] == [None, "0", "0"]
+    source.records[1]["amount"] = "21.00"
+    assert run(store, source, target, entity=revised, run_id="r2") == {"updated": 1, "unchanged": 2}
+    assert revision(store, "2") == "1"
+    source.records.append({"id": "4", "name": "Bulky", "amount": "4.00", "category": "x"})
+    source.listed = ["4"]
+    assert run(store, source, target, entity=in_bulk, run_id="r3") == {"created": 1}
+    assert target.bulk_calls == [1] and revision(store, "4") == "0"

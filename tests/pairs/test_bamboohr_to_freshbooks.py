@@ -417,6 +417,8 @@ from airflow_provider_mlconnector.sandbox.bamboohr import BambooHRSandbox  # noq
 from airflow_provider_mlconnector.sandbox.freshbooks import FreshBooksSandbox  # noqa: E402
 
 SANDBOX_SYSTEMS = [BambooHRSandbox, FreshBooksSandbox]
+
+
 class FakeExpensify:
     conn_type = "expensify"
     tenant = "brightside-policy"

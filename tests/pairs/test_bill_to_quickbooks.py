@@ -47,6 +47,7 @@ class FakeCtx(Ctx):
     def __init__(self, *, links: dict[tuple[str, str], str] | None = None, mapped: bool = False, **kw: Any) -> None:
         super().__init__(kw.get("source"), kw.get("target"), kw.get("reference", CHART), mapped, {})
         self.links = links or {}
+        self.versions: dict[tuple[str, str], str] = kw.get("versions", {})  # SyncTokens our writes left
 
     def target_id(self, entity: str, source_id: object) -> str:
         try:
@@ -59,6 +60,10 @@ class FakeCtx(Ctx):
             if linked_entity == entity and target == str(target_id):
                 return source
         raise NotLinkedYetError(f"its {entity} {target_id} is not linked by this integration yet")
+
+    def written_unchanged(self, entity: str, target_id: object, version: object) -> bool:
+        self.source_id(entity, target_id)
+        return version is not None and self.versions.get((entity, str(target_id))) == str(version)
 
 
 def bill_vendor(**fields: Any) -> dict[str, Any]:
@@ -358,10 +363,40 @@ class _Getter:
         return self.record
 
 
-def check(change: dict[str, Any], *, vendor: dict[str, Any] | None = None, bill: dict[str, Any] | None = None):
+def check(
+    change: dict[str, Any],
+    *,
+    vendor: dict[str, Any] | None = None,
+    bill: dict[str, Any] | None = None,
+    versions: dict[tuple[str, str], str] | None = None,
+    target: Any = None,
+):
     links = {**LINKED, ("purchase_order", "00n02CLH01"): "130"}
-    ctx = FakeCtx(links=links, target=BillReads(vendor or bill_vendor(), bill or bill_record()))
+    bill_reads = target or BillReads(vendor or bill_vendor(), bill or bill_record())
+    ctx = FakeCtx(links=links, target=bill_reads, versions=versions or {})
     return check_against_bill(change, ctx)
+
+
+class NoReads:
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"BILL was read ({name}) for a record nobody changed")
+
+
+def test_a_record_still_at_the_sync_token_our_write_left_is_skipped_without_reading_bill() -> None:
+    ours = {("purchase_order", "130"): "2", ("vendor", "57"): "0"}
+    skipped = check({"entity": "PurchaseOrder", "qbo": quickbooks_po(SyncToken="2")}, versions=ours, target=NoReads())
+    assert isinstance(skipped, Skip) and "as this integration last wrote it" in skipped.reason
+    vendor = {"Id": "57", "DisplayName": "Renamed by hand", "SyncToken": "0"}
+    assert isinstance(check({"entity": "Vendor", "qbo": vendor}, versions=ours, target=NoReads()), Skip)
+
+
+def test_a_record_edited_after_our_write_has_a_new_sync_token_and_is_compared() -> None:
+    ours = {("purchase_order", "130"): "2"}
+    with pytest.raises(RecordError, match=re.escape("TotalAmt is 450.00")):
+        check({"entity": "PurchaseOrder", "qbo": quickbooks_po(TotalAmt=450.0, SyncToken="3")}, versions=ours)
+    deleted = {"Id": "130", "status": "Deleted", "SyncToken": "2"}
+    with pytest.raises(RecordError, match="deleted in QuickBooks"):
+        check({"entity": "PurchaseOrder", "qbo": deleted}, versions=ours)
 
 
 def quickbooks_po(**fields: Any) -> dict[str, Any]:

@@ -125,7 +125,7 @@ def test_tokens_rotate_key_and_migrate(store: StateStore, capsys: pytest.Capture
     assert main(["tokens", "rotate-key"], store=store) == 0
     assert capsys.readouterr().out == "re-encrypted 1 credential(s) with the newest key\n"
     assert main(["migrate", "--json"], store=store) == 0
-    assert json.loads(capsys.readouterr().out)["revision"] == "0002"
+    assert json.loads(capsys.readouterr().out)["revision"] == "0003"
 
 
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
@@ -149,4 +149,4 @@ def test_python_dash_m_uses_the_configured_store(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout == f"state store sqlite:///{tmp_path / 'cli.db'} is at revision 0002\n"
+    assert done.stdout == f"state store sqlite:///{tmp_path / 'cli.db'} is at revision 0003\n"

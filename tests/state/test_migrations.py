@@ -30,7 +30,15 @@ def test_upgrade_from_0001_to_head_keeps_rows(state_url: str) -> None:
             "fb_to_qbo", "invoice", AuditAction.CREATED, "freshbooks", "acct-1", "INV-1", "quickbooks", "realm-1", "77"
         )
     )
-    old.id_map.record("fb_to_qbo", "invoice", "acct-1", "INV-1", "realm-1", "77", "INV-1|C-1", "fp")
+    with old.db.write() as conn:  # a row as 0001 wrote it (today's code writes columns added since)
+        conn.execute(
+            sa.text(
+                "INSERT INTO mlc_id_map (pair, entity, source_tenant, source_id, target_tenant, target_id, "
+                "natural_key, fingerprint, status, created_at, updated_at) VALUES ('fb_to_qbo', 'invoice', "
+                "'acct-1', 'INV-1', 'realm-1', '77', 'INV-1|C-1', 'fp', 'synced', :now, :now)"
+            ),
+            {"now": T0},
+        )
     old.watermarks.advance("fb_to_qbo", "invoices", "acct-1", T0)
     old.dead_letters.add("fb_to_qbo", "invoice", "acct-1", "INV-2", reason="r", error_kind="validation")
     assert "ix_mlc_audit_target" not in audit_indexes(old)
@@ -38,14 +46,14 @@ def test_upgrade_from_0001_to_head_keeps_rows(state_url: str) -> None:
 
     new = StateStore(state_url)  # first use upgrades to head
     assert [r.source_id for r in new.audit.history("quickbooks", "77")] == ["INV-1"]
-    assert new.current_revision() == head_revision() == "0002"
+    assert new.current_revision() == head_revision() == "0003"
     assert "ix_mlc_audit_target" in audit_indexes(new)
     mapping = new.id_map.get("fb_to_qbo", "invoice", "acct-1", "INV-1")
     assert mapping is not None
-    assert mapping.target_id == "77"
+    assert (mapping.target_id, mapping.target_version) == ("77", None)  # 0003: revision unknown
     assert new.watermarks.get("fb_to_qbo", "invoices", "acct-1") == T0
     assert len(new.dead_letters.list(status="open")) == 1
-    assert new.migrate() == "0002"  # idempotent
+    assert new.migrate() == "0003"  # idempotent
     new.close()
 
 
