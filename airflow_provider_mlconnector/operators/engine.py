@@ -109,6 +109,8 @@ class Decision:
     reason: str | None = None
     error_kind: str | None = None
     record: Record | None = None
+    #: the source's revision in its listing (``Entity.source_version``), kept in the ID map once synced
+    source_version: str | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Decision:
@@ -188,6 +190,8 @@ class SyncEngine:
         self._reference: Any = None
         self._prepared = False
         self._resolved: dict[tuple[str, str], str] = {}  # references resolved by this task (Ctx)
+        #: listed records the last :meth:`extract` found at the source revision of their sync
+        self.unchanged: list[Decision] = []
 
     # --- extract --------------------------------------------------------------------------
     def extract(self, window: Window, replay_ids: Iterable[int] = ()) -> list[list[Record]]:
@@ -195,6 +199,9 @@ class SyncEngine:
         records: dict[str, Record] = {}
         for record in self.entity.read(self.reader, window):
             records[self._source_id(record)] = record  # the later listing is the fresher copy
+        self.unchanged = []
+        if self.entity.enrich is not None:
+            records = self._enriched(records, full=window.start is None)
         for letter in self._letters_to_refetch(replay_ids):
             if letter.source_id not in records:
                 fresh = self._fetch(letter.source_id)
@@ -205,6 +212,41 @@ class SyncEngine:
         size = self.entity.batch_size
         values = list(records.values())
         return [values[i : i + size] for i in range(0, len(values), size)]
+
+    def _enriched(self, listed: dict[str, Record], *, full: bool) -> dict[str, Record]:
+        """The listed records completed by ``Entity.enrich``, except those still at the revision
+        last synced (kept in :attr:`unchanged`, decided without reading anything more). A full
+        read (first run, ``full_resync``) completes them all."""
+        kept = {} if full else self._unchanged_since_synced(listed)
+        self.unchanged = [
+            Decision(source_id, "unchanged", target_id=target_id, reason="unchanged at the source since its sync")
+            for source_id, target_id in kept.items()
+        ]
+        to_read = [record for source_id, record in listed.items() if source_id not in kept]
+        assert self.entity.enrich is not None
+        return {self._source_id(record): record for record in self.entity.enrich(self.reader, to_read)}
+
+    def _unchanged_since_synced(self, listed: dict[str, Record]) -> dict[str, str]:
+        """Source id -> target id of the listed records at the source revision their sync recorded
+        (and with no open dead letter: those are decided again)."""
+        ids = list(listed)
+        mappings, letters = self.stream.mappings(ids), self.stream.open_letters(ids)
+        kept = {}
+        for source_id, record in listed.items():
+            mapping = mappings.get(source_id)
+            if mapping is None or mapping.status is not MappingStatus.SYNCED or source_id in letters:
+                continue
+            if mapping.target_id and mapping.source_version and mapping.source_version == self._listed_version(record):
+                kept[source_id] = mapping.target_id
+        return kept
+
+    def _listed_version(self, record: Record) -> str | None:
+        if self.entity.source_version is None:
+            return None
+        try:
+            return self.entity.source_version(record)
+        except MALFORMED:
+            return None
 
     def _fetch(self, source_id: str) -> Record | None:
         try:
@@ -258,6 +300,11 @@ class SyncEngine:
         return self._reference
 
     def _decide(self, record: Record, known: Known) -> Decision:
+        decision = self._decide_record(record, known)
+        decision.source_version = self._listed_version(record)
+        return decision
+
+    def _decide_record(self, record: Record, known: Known) -> Decision:
         source_id = self._source_id(record)
         mapping = known.mappings.get(source_id)
         synced = mapping if mapping is not None and mapping.status is MappingStatus.SYNCED else None
@@ -382,14 +429,15 @@ class SyncEngine:
         in parallel (``workers``, the target's concurrency) after the reference data is read once.
         """
         batches = self.extract(window, replay_ids)
-        counts: Counter[str] = Counter({"read": sum(len(b) for b in batches)})
+        counts: Counter[str] = Counter({"read": sum(len(b) for b in batches) + len(self.unchanged)})
         if not batches:
+            counts.update(self.upsert(self.unchanged).counts)
             return Plan(counts, [])
         _ = self.reference  # read once, before the worker threads share it
         with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="match") as pool:
             decided = [d for decisions in pool.map(self.match, batches) for d in decisions]
         writes = [d for d in decided if d.action in VENDOR_WRITES and not self.run.dry_run]
-        settled = [d for d in decided if d.action not in VENDOR_WRITES or self.run.dry_run]
+        settled = [*self.unchanged, *(d for d in decided if d.action not in VENDOR_WRITES or self.run.dry_run)]
         result = self.upsert(settled, workers=workers)
         counts.update(result.counts)
         if result.retry_later:
@@ -433,6 +481,10 @@ class SyncEngine:
             for d in decisions
         ]
         self.stream.audit_many(rows, run=self.run.as_audit())
+        # Unchanged records decided from their full content: the next run may skip reading it.
+        self.stream.note_source_versions(
+            {d.source_id: d.source_version for d in decisions if d.action == "unchanged" and d.source_version}
+        )
         return [(QUIET[d.action], None) for d in decisions]
 
     # --- bulk creates (BILL: vendors 20, bills 100 per call, all or nothing) -------------------
@@ -493,6 +545,7 @@ class SyncEngine:
                 fingerprint=d.fingerprint,
                 target_id=self.entity.target_id(created),
                 target_version=self._version(created),
+                source_version=d.source_version,
             )
             for d, token, created in written
         ]
@@ -618,6 +671,7 @@ class SyncEngine:
             natural_key=decision.natural_key,
             fingerprint=decision.fingerprint or "",
             target_version=self._version(dict(answer)) if isinstance(answer, Mapping) else None,
+            source_version=decision.source_version,
         )
         self._audit(decision, AuditAction.UPDATED, {})
         return "updated"
@@ -625,7 +679,13 @@ class SyncEngine:
     def _retire(self, decision: Decision) -> str:
         assert decision.target_id and self.entity.retire is not None
         self.entity.retire(self.writer, decision.target_id)
-        self.stream.record(decision.source_id, decision.target_id, natural_key=None, fingerprint=RETIRED)
+        self.stream.record(
+            decision.source_id,
+            decision.target_id,
+            natural_key=None,
+            fingerprint=RETIRED,
+            source_version=decision.source_version,
+        )
         self._audit(decision, AuditAction.DELETED, {"retired": decision.reason})
         return "retired"
 
@@ -668,7 +728,7 @@ class SyncEngine:
         if claim.outcome == ClaimOutcome.RECOVERING:
             return self._recover(decision, claim.mapping, token)
         if decision.action == "match" and decision.target_id is not None:
-            self.stream.complete(decision.source_id, decision.target_id, fingerprint=decision.fingerprint, owner=token)
+            self._complete(decision, token, decision.target_id)
             self._audit(decision, AuditAction.MATCHED_EXISTING, {})
             return "matched_existing"
         return None
@@ -755,7 +815,7 @@ class SyncEngine:
         """Link the record another pair created under the shared key (updating it when declared)."""
         assert self.entity.shared is not None
         decision.target_id = target_id
-        self.stream.complete(decision.source_id, target_id, fingerprint=decision.fingerprint, owner=token)
+        self._complete(decision, token, target_id)
         if self.entity.shared.write_when_adopting:
             return self._update(decision)
         self._audit(decision, AuditAction.MATCHED_EXISTING, {"created_by_another_pair": True})
@@ -799,6 +859,16 @@ class SyncEngine:
         self.stream.release(decision.source_id, owner=token)
         raise exc
 
+    def _complete(self, decision: Decision, token: str, target_id: str, target_version: str | None = None) -> None:
+        self.stream.complete(
+            decision.source_id,
+            target_id,
+            fingerprint=decision.fingerprint,
+            owner=token,
+            target_version=target_version,
+            source_version=decision.source_version,
+        )
+
     def _version(self, written: Record) -> str | None:
         """The target's revision of a record this writer wrote, from the vendor's answer."""
         return self.entity.target_version(written) if self.entity.target_version is not None else None
@@ -810,9 +880,7 @@ class SyncEngine:
         (someone may have changed it since)."""
         decision.target_id = target_id
         try:
-            self.stream.complete(
-                decision.source_id, target_id, fingerprint=decision.fingerprint, owner=token, target_version=version
-            )
+            self._complete(decision, token, target_id, version)
         except ClaimLostError as exc:
             return self._completion_failed(decision, exc)
         self._audit(decision, AuditAction.CREATED, summary)

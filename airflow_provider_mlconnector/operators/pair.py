@@ -130,6 +130,13 @@ class Entity:
     :param target_version: the target's revision of a record in a write's answer (QuickBooks'
         ``SyncToken``), kept in the ID map: a change read back from the target with that revision
         is this integration's own write (:meth:`Ctx.written_unchanged`). ``None``: not tracked.
+    :param enrich: optional ``(source_hook, listed records) -> full records``: what ``read``'s
+        listing lacks (BigCommerce orders' products and transactions), read only for the records
+        whose ``source_version`` moved since their sync (a listed record at the revision last
+        synced is unchanged, and nothing more is read for it). A full read (first run,
+        ``full_resync``) enriches every record.
+    :param source_version: ``(listed record) -> revision`` at the source (BigCommerce's
+        ``date_modified``), kept in the ID map with each sync; with ``enrich``.
     :param shared: the natural key is shared with other pairs that create the same target
         records (:class:`SharedKey`); ``None``: this pair alone creates them.
     """
@@ -155,6 +162,8 @@ class Entity:
     batch_size: int = 250
     reconcile: Reconciliation | None = None
     target_version: Callable[[Record], str | None] | None = None
+    enrich: Callable[[Hook, list[Record]], Iterable[Record]] | None = None
+    source_version: Callable[[Record], str | None] | None = None
     shared: SharedKey | None = None
 
 
@@ -179,6 +188,8 @@ class Pair:
             missing = [a for a in entity.after if a not in earlier]
             if missing:
                 raise ValueError(f"pair {self.name}: {entity.name} runs after {missing}, declared later or absent")
+            if (entity.enrich is None) != (entity.source_version is None):
+                raise ValueError(f"pair {self.name}: {entity.name} declares enrich and source_version together")
             if entity.shared is not None and entity.create_many is not None:
                 raise ValueError(f"pair {self.name}: {entity.name} has a shared key: its creates cannot be bulk")
 

@@ -43,7 +43,7 @@ import dataclasses
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -96,6 +96,8 @@ class IdMapping:
     fingerprint: str | None
     #: the target's revision of the record as this integration last wrote it (QuickBooks' SyncToken)
     target_version: str | None
+    #: the source's revision in its listing as last synced (BigCommerce's ``date_modified``)
+    source_version: str | None
     status: MappingStatus
     claimed_by: str | None
     claimed_at: datetime | None
@@ -132,6 +134,7 @@ class Intent(NamedTuple):
     fingerprint: str | None = None
     target_id: str | None = None
     target_version: str | None = None
+    source_version: str | None = None
 
 
 def content_fingerprint(record: Any) -> str:
@@ -366,6 +369,7 @@ class IdMap:
         *,
         owner: str | None = None,
         target_version: str | None = None,
+        source_version: str | None = None,
     ) -> IdMapping:
         """Mark a claimed record as created: store its target id and release the claim.
 
@@ -396,7 +400,9 @@ class IdMap:
                 )
             where = _source(pair, entity, source_tenant, source_id)
             conn.execute(
-                sa.update(_T).where(where).values(**_synced_values(target_id, fingerprint, now, target_version))
+                sa.update(_T)
+                .where(where)
+                .values(**_synced_values(target_id, fingerprint, now, target_version, source_version))
             )
             mapping = _fetch(conn, where)
         assert mapping is not None  # written in this very transaction
@@ -417,7 +423,9 @@ class IdMap:
         with self._db.write() as conn:
             for item in done:
                 where = _held_by(pair, entity, source_tenant, item.source_id, item.owner)
-                changes = _synced_values(item.target_id, item.fingerprint, now, item.target_version)
+                changes = _synced_values(
+                    item.target_id, item.fingerprint, now, item.target_version, item.source_version
+                )
                 if conn.execute(sa.update(_T).where(where).values(**changes)).rowcount != 1:
                     missed.append(item)
         failures: dict[str, StateError] = {}
@@ -433,6 +441,7 @@ class IdMap:
                     item.fingerprint,
                     owner=item.owner,
                     target_version=item.target_version,
+                    source_version=item.source_version,
                 )
             except StateError as exc:
                 failures[item.source_id] = exc
@@ -514,6 +523,22 @@ class IdMap:
         with self._db.write() as conn:
             return bool(conn.execute(sa.update(_T).where(where).values(claimed_at=None)).rowcount == 1)
 
+    def note_source_versions(self, pair: str, entity: str, source_tenant: str, versions: Mapping[str, str]) -> None:
+        """Record the source revision of synced records found unchanged (one transaction), so the
+        next run need not read what their listing lacks."""
+        if not versions:
+            return
+        with self._db.write() as conn:
+            for source_id, version in versions.items():
+                where = sa.and_(
+                    _source(pair, entity, source_tenant, source_id), _T.c.status == MappingStatus.SYNCED.value
+                )
+                conn.execute(
+                    sa.update(_T)
+                    .where(where, _T.c.source_version.is_distinct_from(version))
+                    .values(source_version=version)
+                )
+
     def hold(
         self, pair: str, entity: str, source_tenant: str, source_id: str, *, owner: str, lease_seconds: float = 900
     ) -> bool:
@@ -578,6 +603,7 @@ class IdMap:
         natural_key: str | None,
         fingerprint: str | None,
         target_version: str | None = None,
+        source_version: str | None = None,
     ) -> IdMapping:
         """Upsert a synced mapping: after matching an existing target record, or after an update.
 
@@ -597,6 +623,7 @@ class IdMap:
                     natural_key,
                     fingerprint,
                     target_version,
+                    source_version,
                 )
             except IntegrityError:
                 if natural_key is None:
@@ -621,10 +648,11 @@ class IdMap:
         natural_key: str | None,
         fingerprint: str | None,
         target_version: str | None,
+        source_version: str | None,
     ) -> IdMapping:
         now = utcnow()
         where = _source(pair, entity, source_tenant, source_id)
-        synced = _synced_values(target_id, fingerprint, now, target_version)
+        synced = _synced_values(target_id, fingerprint, now, target_version, source_version)
         values: dict[str, Any] = {"target_tenant": target_tenant, **synced}
         with self._db.write() as conn:
             existing = _fetch(conn, where, lock=True)
@@ -663,6 +691,7 @@ def _intent_values(pair: str, entity: str, source_tenant: str, target_tenant: st
         "natural_key": intent.natural_key,
         "fingerprint": intent.fingerprint,
         "target_version": None,
+        "source_version": None,
         "status": MappingStatus.PENDING.value,
         "claimed_by": intent.owner,
         "claimed_at": now,
@@ -673,13 +702,18 @@ def _intent_values(pair: str, entity: str, source_tenant: str, target_tenant: st
 
 
 def _synced_values(
-    target_id: str | None, fingerprint: str | None, now: datetime, target_version: str | None = None
+    target_id: str | None,
+    fingerprint: str | None,
+    now: datetime,
+    target_version: str | None = None,
+    source_version: str | None = None,
 ) -> dict[str, Any]:
-    """What completing a claim writes: the target id (and revision), synced, the claim released."""
+    """What completing a claim writes: the target id (and both revisions), synced, the claim released."""
     return {
         "target_id": target_id,
         "fingerprint": fingerprint,
         "target_version": target_version,
+        "source_version": source_version,
         "status": MappingStatus.SYNCED.value,
         "claimed_by": None,
         "claimed_at": None,

@@ -86,6 +86,8 @@ id_map = sa.Table(
     sa.Column("fingerprint", sa.String(_NAME), nullable=True),
     # The target's revision of the record as this integration last wrote it (QuickBooks' SyncToken).
     sa.Column("target_version", sa.String(_NAME), nullable=True),
+    # The source's revision in its listing as last synced (BigCommerce's date_modified).
+    sa.Column("source_version", sa.String(_NAME), nullable=True),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("claimed_by", sa.String(_LONG), nullable=True),
     sa.Column("claimed_at", UTCDateTime(), nullable=True),

@@ -77,7 +77,14 @@ class Stream:
         )
 
     def complete(
-        self, source_id: str, target_id: str, *, fingerprint: str | None, owner: str, target_version: str | None = None
+        self,
+        source_id: str,
+        target_id: str,
+        *,
+        fingerprint: str | None,
+        owner: str,
+        target_version: str | None = None,
+        source_version: str | None = None,
     ) -> IdMapping:
         return self.store.id_map.complete(
             self.pair,
@@ -88,7 +95,11 @@ class Stream:
             fingerprint,
             owner=owner,
             target_version=target_version,
+            source_version=source_version,
         )
+
+    def note_source_versions(self, versions: Mapping[str, str]) -> None:
+        self.store.id_map.note_source_versions(self.pair, self.entity, self.source_tenant, versions)
 
     def claim_many(self, intents: Sequence[Intent]) -> list[Claim]:
         """:meth:`claim` of many records, in order (fresh ones in one transaction)."""
@@ -127,6 +138,7 @@ class Stream:
         natural_key: str | None,
         fingerprint: str,
         target_version: str | None = None,
+        source_version: str | None = None,
     ) -> IdMapping:
         return self.store.id_map.record(
             self.pair,
@@ -138,6 +150,7 @@ class Stream:
             natural_key,
             fingerprint,
             target_version,
+            source_version,
         )
 
     # ------------------------------------------------------------------ dead letters

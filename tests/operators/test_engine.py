@@ -856,3 +856,84 @@ def test_the_id_map_keeps_the_revision_each_write_left_and_none_for_a_record_it_
     source.listed = ["4"]
     assert run(store, source, target, entity=in_bulk, run_id="r3") == {"created": 1}
     assert target.bulk_calls == [1] and revision(store, "4") == "0"
+
+
+# --- what a listing lacks is read only for records that moved since their sync ------------------
+
+
+SINCE = Window(start=datetime(2026, 11, 20, tzinfo=timezone.utc), end=ALL.end, is_backfill=False)
+
+
+class Enricher:
+    """``Entity.enrich``: adds what the listing lacks (an order's lines), counting what it read."""
+
+    def __init__(self) -> None:
+        self.read: list[str] = []
+
+    def __call__(self, source, records):
+        for record in records:
+            self.read.append(record["id"])
+            yield {**record, "category": record.get("category", "x")}
+
+
+def enriched_entity(enricher):
+    return dataclasses.replace(THING, enrich=enricher, source_version=lambda record: record.get("modified"))
+
+
+def plan_counts(store, source, target, entity, window, run_id):
+    sync = SyncEngine(PAIR, entity, source, target, store, RunInfo("dag", run_id, "plan_things"))
+    plan = sync.plan(window)
+    for batch in plan.write_batches:
+        plan.counts.update(sync.upsert(batch).counts)
+    return dict(plan.counts)
+
+
+def test_records_at_the_revision_of_their_sync_are_not_enriched_and_the_others_are(store, source, target):
+    for record in source.records:
+        record["modified"] = "v1"
+    enricher = Enricher()
+    entity = enriched_entity(enricher)
+    assert plan_counts(store, source, target, entity, ALL, "r1") == {"read": 3, "created": 3}
+    assert sorted(enricher.read) == ["1", "2", "3"] and revisions(store) == ["v1", "v1", "v1"]
+    enricher.read.clear()
+    source.records[0].update(modified="v2", amount="11.00")
+    assert plan_counts(store, source, target, entity, SINCE, "r2") == {"read": 3, "unchanged": 2, "updated": 1}
+    assert enricher.read == ["1"] and target.records["T1"]["amount"] == "11.00"
+    assert revisions(store) == ["v2", "v1", "v1"]
+    enricher.read.clear()
+    assert plan_counts(store, source, target, entity, ALL, "r3") == {"read": 3, "unchanged": 3}  # full_resync
+    assert sorted(enricher.read) == ["1", "2", "3"]
+
+
+def test_an_unchanged_record_found_so_from_its_content_gets_its_revision_noted(store, source, target):
+    enricher = Enricher()
+    run(store, source, target)  # synced before revisions were kept
+    for record in source.records:
+        record["modified"] = "v1"
+    entity = enriched_entity(enricher)
+    assert plan_counts(store, source, target, entity, SINCE, "r2") == {"read": 3, "unchanged": 3}
+    assert revisions(store) == ["v1", "v1", "v1"] and len(enricher.read) == 3
+    enricher.read.clear()
+    assert plan_counts(store, source, target, entity, SINCE, "r3") == {"read": 3, "unchanged": 3}
+    assert enricher.read == []
+
+
+def test_a_record_with_an_open_dead_letter_is_enriched_and_decided_again(store, source, target):
+    for record in source.records:
+        record["modified"] = "v1"
+    enricher = Enricher()
+    entity = enriched_entity(enricher)
+    plan_counts(store, source, target, entity, ALL, "r1")
+    store.dead_letters.add(PAIR_NAME, "thing", "src-tenant", "2", reason="checked by hand", error_kind="validation")
+    enricher.read.clear()
+    plan_counts(store, source, target, entity, SINCE, "r2")
+    assert enricher.read == ["2"]
+
+
+def revisions(store):
+    return [mapping(store, i).source_version for i in ("1", "2", "3")]
+
+
+def test_enrich_and_source_version_are_declared_together():
+    with pytest.raises(ValueError, match="together"):
+        Pair("x", source=FakeSource, target=FakeTarget, entities=(dataclasses.replace(THING, enrich=Enricher()),))  # type: ignore[arg-type]

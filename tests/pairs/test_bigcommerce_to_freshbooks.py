@@ -7,6 +7,7 @@ in v3); the FreshBooks side is a small in-memory fake where a function calls the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -629,3 +630,15 @@ def test_an_order_no_longer_paid_or_an_invoice_deleted_moved_or_left_a_draft_is_
     the_order, invoice = order(), as_read(fb, "431.58")
     (the_order if "status_id" in change else invoice).update(change)
     assert compare_invoice(the_order, invoice) == [expected]
+
+
+def test_an_orders_revision_is_its_date_modified_once_settled_and_none_while_it_could_still_share_a_second():
+    from email.utils import format_datetime
+
+    from airflow_provider_mlconnector.pairs.bigcommerce_to_freshbooks import order_version
+
+    old = format_datetime(datetime.now(timezone.utc) - timedelta(hours=1))
+    assert order_version({"date_modified": old}) == old
+    assert order_version({"date_modified": format_datetime(datetime.now(timezone.utc))}) is None
+    assert order_version({"date_modified": "not a date"}) is None
+    assert order_version({}) is None
