@@ -57,7 +57,9 @@ Mapping rules an accountant can check:
   the bill's total is recorded, dated the reimbursement date, so the bill shows paid.
 * **Export label**: after a report's bill or expenses are written, the report is marked exported
   in Expensify with the label of the Expensify connection's ``export_label`` extra (default
-  ``ml-connector``), one Expensify call per approval day (the exporter allows 20 calls a minute).
+  ``ml-connector``), one record per approval month: one Expensify call per
+  :data:`LABEL_CALL_MAX_REPORTS` reports of the month (the exporter allows 20 calls a minute, so a
+  call per day spent minutes labelling a busy quarter).
   The label is for people working in Expensify; the ID map decides what was written, so an
   already-labelled report is still synced when it changes.
 
@@ -638,28 +640,33 @@ def compare_card_expense(record: Record, expense: Record) -> list[str]:
 # ---------------------------------------------------------------------------------- export label
 
 
+#: report ids per labelling call: Expensify documents no limit on ``reportIDList``; a bounded list
+#: keeps one call's request small while a month of reports takes a call or two, not one a day.
+LABEL_CALL_MAX_REPORTS = 500
+
+
 def read_written_reports(freshbooks: FreshBooksHook, window: Window) -> list[Record]:
     # FreshBooks documents no updated-since filter on bills or expenses: every run reads them all.
-    return written_days(freshbooks)
+    return written_months(freshbooks)
 
 
-def written_days(freshbooks: FreshBooksHook) -> list[Record]:
-    """What this pair wrote, seen from FreshBooks, one record per approval day (one label call each)."""
-    days: dict[str, set[tuple[str, str, str]]] = {}
+def written_months(freshbooks: FreshBooksHook) -> list[Record]:
+    """What this pair wrote, seen from FreshBooks, one record per approval month (``YYYY-MM``)."""
+    months: dict[str, set[tuple[str, str, str]]] = {}
     for bill in freshbooks.bills.list():
         found = MARKER.match(str(bill.get("overall_description") or ""))
         if found and found.group(1) == str(bill.get("bill_number")):
-            days.setdefault(str(bill["issue_date"]), set()).add(("bill", str(bill["id"]), found.group(1)))
+            months.setdefault(str(bill["issue_date"])[:7], set()).add(("bill", str(bill["id"]), found.group(1)))
     for expense in freshbooks.expenses.list():
         found = MARKER.match(str(expense.get("notes") or ""))
         day = APPROVED_NOTE.search(str(expense.get("notes") or ""))
         if found and day and transaction_of(expense):
-            days.setdefault(day.group(1), set()).add(("expense", str(expense["id"]), found.group(1)))
-    return [{"id": day, "written": sorted(written)} for day, written in sorted(days.items())]
+            months.setdefault(day.group(1)[:7], set()).add(("expense", str(expense["id"]), found.group(1)))
+    return [{"id": month, "written": sorted(written)} for month, written in sorted(months.items())]
 
 
-def fetch_written_day(freshbooks: FreshBooksHook, day: str) -> Record | None:
-    return next((r for r in written_days(freshbooks) if r["id"] == day), None)
+def fetch_written_month(freshbooks: FreshBooksHook, month: str) -> Record | None:
+    return next((r for r in written_months(freshbooks) if r["id"] == month), None)
 
 
 def label_payload(written: Record, ctx: Ctx) -> Outcome:
@@ -671,19 +678,22 @@ def label_payload(written: Record, ctx: Ctx) -> Outcome:
             continue  # it names an Expensify report, but this integration did not write it
         ours.add(str(report_id))
     if not ours:
-        return Skip("nothing written by this integration was approved that day")
-    return {"label": ctx.reference, "day": written["id"], "reportIDs": sorted(ours)}
+        return Skip("nothing written by this integration was approved that month")
+    return {"label": ctx.reference, "month": written["id"], "reportIDs": sorted(ours)}
 
 
 def label_key(written: Record, payload: Record) -> str:
-    return f"{payload['label']}|{payload['day']}"
+    return f"{payload['label']}|{payload['month']}"
 
 
 def apply_label(expensify: ExpensifyHook, payload: Record) -> Record:
-    """Label the day's reports in one call. Labelling is idempotent: a repeat (after a lost answer,
-    or when a report joins the day) only labels again, so no lookup is needed before it."""
-    expensify.mark_exported([str(i) for i in payload["reportIDs"]], str(payload["label"]))
-    return {"id": f"{payload['label']}|{payload['day']}"}
+    """Label the month's reports, :data:`LABEL_CALL_MAX_REPORTS` a call. Labelling is idempotent: a
+    repeat (after a lost answer, or when a report joins the month) only labels again, so no lookup
+    is needed before it."""
+    ids = [str(i) for i in payload["reportIDs"]]
+    for start in range(0, len(ids), LABEL_CALL_MAX_REPORTS):
+        expensify.mark_exported(ids[start : start + LABEL_CALL_MAX_REPORTS], str(payload["label"]))
+    return {"id": f"{payload['label']}|{payload['month']}"}
 
 
 PAIR = Pair(
@@ -763,7 +773,7 @@ PAIR = Pair(
             after=("bill", "expense"),
             reverse=True,
             read=read_written_reports,
-            fetch=fetch_written_day,
+            fetch=fetch_written_month,
             prepare=lambda fb, expensify: expensify.config.export_label,
             transform=label_payload,
             natural_key=label_key,

@@ -249,7 +249,7 @@ def test_an_unmapped_category_holds_the_whole_report_and_a_replay_after_an_overr
     assert [li["categoryid"] for li in r2["lines"]] == ["3005", "3005"]
     assert sorted(e["categoryid"] for e in fb.expenses.created) == ["3002", "3004", "3010"]
     assert letters(state_store) == [] and "ml-connector" in expensify.labels["R2"]
-    assert expensify.mark_calls == 2  # one call per approval day: R1 alone, then R1 and R2 (same day)
+    assert expensify.mark_calls == 2  # one call per approval month: R1 alone, then R1 and R2 (same month)
     sync(state_store, expensify, fb, "r4")
     assert len(fb.bills.created) == 2 and len(fb.expenses.created) == 3
 
@@ -410,3 +410,19 @@ def test_reconciling_reads_the_reports_in_one_export_per_entity_and_names_what_c
     expensify.reports["R1"] = copy.deepcopy(MIXED)
     (edited,) = [d for d in reconcile(PAIR, expensify, fb, state_store).drift if d.source_id == "R1"]
     assert edited.problems == ["total differs: Expensify 125.57 (reimbursable expenses), FreshBooks 119.17"]
+
+
+def test_a_months_reports_are_labelled_in_calls_of_a_bounded_size(monkeypatch):
+    from airflow_provider_mlconnector.pairs import expensify_to_freshbooks as pair
+
+    calls: list[list[str]] = []
+
+    class Labeller:
+        def mark_exported(self, report_ids, label):
+            calls.append(list(report_ids))
+
+    monkeypatch.setattr(pair, "LABEL_CALL_MAX_REPORTS", 2)
+    written = pair.apply_label(
+        Labeller(), {"label": "ml-connector", "month": "2026-11", "reportIDs": ["R1", "R2", "R3"]}
+    )
+    assert calls == [["R1", "R2"], ["R3"]] and written == {"id": "ml-connector|2026-11"}
