@@ -728,9 +728,7 @@ class SyncEngine:
         if claim.outcome == ClaimOutcome.RECOVERING:
             return self._recover(decision, claim.mapping, token)
         if decision.action == "match" and decision.target_id is not None:
-            self._complete(decision, token, decision.target_id)
-            self._audit(decision, AuditAction.MATCHED_EXISTING, {})
-            return "matched_existing"
+            return self._link(decision, token, decision.target_id, {})
         return None
 
     def _recover(self, decision: Decision, intent: IdMapping, token: str) -> str | None:
@@ -812,14 +810,20 @@ class SyncEngine:
         self.shared.abandon(key, owner=token)
 
     def _adopt(self, decision: Decision, token: str, target_id: str) -> str:
-        """Link the record another pair created under the shared key (updating it when declared)."""
-        assert self.entity.shared is not None
+        """Link the record another pair created under the shared key."""
+        return self._link(decision, token, target_id, {"created_by_another_pair": True})
+
+    def _link(self, decision: Decision, token: str, target_id: str, summary: dict[str, Any]) -> str:
+        """Map the record to a target record found before creating; update it when the entity says so."""
         decision.target_id = target_id
-        self._complete(decision, token, target_id)
-        if self.entity.shared.write_when_adopting:
-            return self._update(decision)
-        self._audit(decision, AuditAction.MATCHED_EXISTING, {"created_by_another_pair": True})
-        return "matched_existing"
+        if not self.entity.update_matches:
+            self._complete(decision, token, target_id)
+            self._audit(decision, AuditAction.MATCHED_EXISTING, summary)
+            return "matched_existing"
+        # Linked with no fingerprint until the update lands: a failed update is tried again next run.
+        self._complete(decision, token, target_id, written=False)
+        self._audit(decision, AuditAction.MATCHED_EXISTING, {**summary, "updating": True})
+        return self._update(decision)
 
     def _send_create(self, decision: Decision, token: str) -> str:
         assert decision.natural_key and decision.payload is not None
@@ -859,11 +863,21 @@ class SyncEngine:
         self.stream.release(decision.source_id, owner=token)
         raise exc
 
-    def _complete(self, decision: Decision, token: str, target_id: str, target_version: str | None = None) -> None:
+    def _complete(
+        self,
+        decision: Decision,
+        token: str,
+        target_id: str,
+        target_version: str | None = None,
+        *,
+        written: bool = True,
+    ) -> None:
+        """Complete the record's claim: its target id, both systems' revisions and, once the
+        target holds this payload (``written``), its fingerprint."""
         self.stream.complete(
             decision.source_id,
             target_id,
-            fingerprint=decision.fingerprint,
+            fingerprint=decision.fingerprint if written else None,
             owner=token,
             target_version=target_version,
             source_version=decision.source_version,

@@ -77,12 +77,11 @@ class SharedKey:
     the other links to it instead of creating a second.
 
     :param name: the records' shared name, the same in every pair that declares it.
-    :param write_when_adopting: a record another pair created is brought up to date with this
-        pair's payload (``update``); ``False``: linked as it is (this pair's data is the poorer).
+
+    A record another pair created is linked like one found before creating (``update_matches``).
     """
 
     name: str
-    write_when_adopting: bool = False
 
 
 #: the ID map's pair name for claims on shared natural keys (:class:`SharedKey`).
@@ -114,6 +113,9 @@ class Entity:
         ``manual_reconciliation``) when the target no longer allows it (a paid bill).
     :param retire: ``(target_hook, target_id)``: archive / void / delete; ``None`` when the
         entity is never retired.
+    :param update_matches: a target record found before creating (someone made it by hand, or
+        another pair did) is brought up to date with this payload (``update``) once linked;
+        ``False``: linked as it is.
     :param index: optional batch lookup ``(target_hook, payloads) -> {key: record}``, one call
         instead of a ``find`` per record.
     :param reference_index: optional batch lookup in the reference data ``prepare`` read once
@@ -152,6 +154,7 @@ class Entity:
     retire: Callable[[Hook, str], object] | None = None
     create_many: Callable[[Hook, list[Record]], Sequence[Record | RecordError | ApiError]] | None = None
     bulk_limit: int = 1
+    update_matches: bool = False
     index: Callable[[Hook, list[Record]], Mapping[str, Record]] | None = None
     reference_index: Callable[[Any, list[Record]], Mapping[str, Record]] | None = None
     prepare: Callable[[Hook, Hook], Any] | None = None

@@ -238,24 +238,6 @@ def person_key(employee: Record, payload: Record) -> str:
     return people.person_key(payload["primary_contact_email"])
 
 
-def no_match_before_create(freshbooks: FreshBooksHook, payloads: list[Record]) -> dict[str, Record]:
-    """Nothing: the engine links a vendor it finds before creating without writing to it ("match"),
-    but a person's vendor must carry this pair's name and job title, so :func:`create_person`
-    looks the e-mail up itself and updates what it finds. Recovery still uses the real lookup."""
-    return {}
-
-
-def create_person(freshbooks: FreshBooksHook, payload: Record) -> Record:
-    """Adopt the person's bill vendor (bringing it up to date) or create it: one vendor per person."""
-    found = people.find_person_vendor(freshbooks, people.person_key(payload["primary_contact_email"]))
-    if found is None:
-        return freshbooks.bill_vendors.create(payload)
-    vendor = people.vendor_id(found)
-    if int(found.get("vis_state") or 0) != VisState.ACTIVE:
-        freshbooks.bill_vendors.restore(vendor)
-    return freshbooks.bill_vendors.update(vendor, payload)
-
-
 def update_person(freshbooks: FreshBooksHook, vendor_id: str, payload: Record) -> Record:
     """Bring the vendor up to date; restore it first when it was soft-deleted (a rehire)."""
     current = freshbooks.bill_vendors.get(vendor_id)
@@ -511,14 +493,16 @@ PAIR = Pair(
             prepare=lambda bamboo, freshbooks: utc_today(),
             transform=person_payload,
             natural_key=person_key,
-            index=no_match_before_create,
+            index=people.person_vendors_by_key,
             find=people.find_person_vendor,
-            create=create_person,
+            create=lambda freshbooks, payload: freshbooks.bill_vendors.create(payload),
+            # A vendor found by e-mail (typed by hand, or made by the Expensify pair) gets this
+            # pair's name and job title; update_person restores it first when it was soft-deleted.
+            update_matches=True,
             update=update_person,
             retire=lambda freshbooks, vendor_id: freshbooks.bill_vendors.delete(vendor_id),
             target_id=people.vendor_id,
-            # Expensify's vendor of the person gets this pair's name and job title.
-            shared=SharedKey(people.SHARED_KEY, write_when_adopting=True),
+            shared=SharedKey(people.SHARED_KEY),
             reconcile=Reconciliation(
                 fetch_target=lambda freshbooks, vendor_id: freshbooks.bill_vendors.get(vendor_id),
                 compare=compare_person,

@@ -752,7 +752,7 @@ def test_a_shared_key_whose_record_was_renamed_away_is_taken_afresh_not_linked_t
 
 
 def test_a_pair_that_writes_when_adopting_brings_the_other_pairs_record_up_to_date(store, source, target):
-    adopting = dataclasses.replace(THING, shared=SharedKey("thing_by_name", write_when_adopting=True))
+    adopting = dataclasses.replace(THING, shared=SharedKey("thing_by_name"), update_matches=True)
     pair = Pair(PAIR_NAME, source=FakeSource, target=FakeTarget, entities=(adopting,))  # type: ignore[arg-type]
     this = shared_engine(store, source, target, pair=pair, entity=adopting)
     decisions = this.match([{**source.records[0], "amount": "12.00"}])
@@ -937,3 +937,20 @@ def revisions(store):
 def test_enrich_and_source_version_are_declared_together():
     with pytest.raises(ValueError, match="together"):
         Pair("x", source=FakeSource, target=FakeTarget, entities=(dataclasses.replace(THING, enrich=Enricher()),))  # type: ignore[arg-type]
+
+
+def test_a_record_found_before_creating_is_brought_up_to_date_when_declared_and_a_failed_update_is_retried(
+    store, source, target
+):
+    updating = dataclasses.replace(THING, update_matches=True)
+    target.records["T99"] = {"id": "T99", "name": "Adobe", "amount": "9.00"}
+    target.locked.add("T99")
+    assert run(store, source, target, entity=updating) == {"quarantined": 1, "created": 2}
+    assert mapping(store, "1").target_id == "T99" and mapping(store, "1").fingerprint is None
+    target.locked.clear()
+    (letter,) = store.dead_letters.list(status="open", pair=PAIR_NAME)
+    assert run(store, source, target, entity=updating, run_id="r2", replay=[letter.id]) == {
+        "updated": 1,
+        "unchanged": 2,
+    }
+    assert target.records["T99"]["amount"] == "10.00" and target.creates == 2

@@ -232,8 +232,10 @@ class FakeResource:
         self.ids = itertools.count(first_id)
         self.rows = {str(r[id_field]): {"vis_state": 0, **r} for r in rows or []}
         self.writes: list[tuple[str, str]] = []
+        self.listings = 0
 
     def list(self, **filters):
+        self.listings += 1
         wanted = {int(filters["vis_state"])} if "vis_state" in filters else {0, 2}
         return [dict(r) for r in self.rows.values() if r.get("vis_state") in wanted]
 
@@ -325,6 +327,13 @@ def test_new_hires_become_one_bill_vendor_each_and_a_rerun_writes_nothing(state_
     assert len(fb.bill_vendors.writes) == writes
 
 
+def test_new_hires_read_the_vendor_list_once_per_batch_not_once_per_person(state_store):
+    hires = [employee(str(n), workEmail=f"hire{n}@b.example") for n in range(20, 30)]
+    fb = FakeFreshBooks()
+    assert sync(state_store, "person", FakeBambooHR(*hires), fb, "r1") == {"created": 10}
+    assert fb.bill_vendors.listings == 1  # the batch index; creating 10 people lists nothing more
+
+
 def test_a_person_the_expensify_pair_met_first_is_adopted_by_email_and_brought_up_to_date(state_store):
     fb = FakeFreshBooks()
     fb.bill_vendors.rows["6001"] = {
@@ -333,7 +342,7 @@ def test_a_person_the_expensify_pair_met_first_is_adopted_by_email_and_brought_u
         "primary_contact_email": "sofia.marchetti@BRIGHTSIDE.example",
         "vis_state": 0,
     }
-    assert sync(state_store, "person", FakeBambooHR(employee("13")), fb, "r1") == {"created": 1}
+    assert sync(state_store, "person", FakeBambooHR(employee("13")), fb, "r1") == {"updated": 1}
     assert [v["vendorid"] for v in fb.vendors()] == ["6001"]  # no second vendor
     assert fb.bill_vendors.rows["6001"]["note"].endswith("Junior Designer, Creative")
 
