@@ -50,7 +50,7 @@ def test_upgrade_from_0001_to_head_keeps_rows(state_url: str) -> None:
     assert "ix_mlc_audit_target" in audit_indexes(new)
     mapping = new.id_map.get("fb_to_qbo", "invoice", "acct-1", "INV-1")
     assert mapping is not None
-    assert (mapping.target_id, mapping.target_version) == ("77", None)  # 0003: revision unknown
+    assert (mapping.target_id, mapping.target_version, mapping.source_version) == ("77", None, None)  # 0003
     assert new.watermarks.get("fb_to_qbo", "invoices", "acct-1") == T0
     assert len(new.dead_letters.list(status="open")) == 1
     assert new.migrate() == "0003"  # idempotent
