@@ -872,15 +872,15 @@ class SyncEngine:
         *,
         written: bool = True,
     ) -> None:
-        """Complete the record's claim: its target id, both systems' revisions and, once the
-        target holds this payload (``written``), its fingerprint."""
+        """Complete the record's claim: its target id and, once the target holds this payload
+        (``written``), its fingerprint and both systems' revisions."""
         self.stream.complete(
             decision.source_id,
             target_id,
             fingerprint=decision.fingerprint if written else None,
             owner=token,
             target_version=target_version,
-            source_version=decision.source_version,
+            source_version=decision.source_version if written else None,
         )
 
     def _version(self, written: Record) -> str | None:
