@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import stat
 import threading
+import time
 import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -60,11 +62,30 @@ def safe_url(url: str | URL) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+def use_wal(cursor: Any, *, wait_seconds: float = LOCK_WAIT_SECONDS) -> None:
+    """Put the database file in WAL mode (it persists in the file: only its first opener changes it).
+
+    Changing the mode needs the file to itself, and SQLite may answer "database is locked" at once,
+    without waiting, to processes that open a new store together while one migrates it. So the
+    mode is read first, and a refused change is tried again until ``wait_seconds`` ran out.
+    """
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+
+
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None  # SQLAlchemy's begin event emits BEGIN instead
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute("PRAGMA journal_mode=WAL")
+        use_wal(cursor)
         cursor.execute(f"PRAGMA busy_timeout={LOCK_WAIT_SECONDS * 1000}")
         # NORMAL is durable across application crashes in WAL mode; only an OS crash or power
         # loss may lose the last commits, never corrupt the file.

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from airflow_provider_mlconnector.state import StateStore
 from airflow_provider_mlconnector.state.db import head_revision
@@ -106,3 +109,30 @@ def test_store_survives_fork(store: StateStore) -> None:
     # The parent's pooled connection still works after the child exited.
     store.id_map.record("p", "customer", "t1", "parent-after", "t2", "T3", None, "fp")
     assert [m.source_id for m in store.id_map.list("p", "customer")] == ["parent-before", "child", "parent-after"]
+
+
+class _BusyThenFree:
+    """A cursor on a new file another process is converting: refused at once a few times."""
+
+    def __init__(self, refusals: int) -> None:
+        self.refusals, self.executed = refusals, []
+
+    def execute(self, sql):
+        self.executed.append(sql)
+        if self.refusals:
+            self.refusals -= 1
+            raise sqlite3.OperationalError("database is locked")
+        return self
+
+    def fetchone(self):
+        return ("delete",)
+
+
+def test_a_store_opened_while_another_process_converts_the_file_to_wal_waits_for_it() -> None:
+    from airflow_provider_mlconnector.state.db import use_wal
+
+    cursor = _BusyThenFree(refusals=3)
+    use_wal(cursor, wait_seconds=5)
+    assert cursor.executed[-1] == "PRAGMA journal_mode=WAL" and cursor.refusals == 0
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        use_wal(_BusyThenFree(refusals=1000), wait_seconds=0.2)
