@@ -18,7 +18,6 @@ import os
 import sqlite3
 import stat
 import threading
-import time
 import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+import tenacity
 from sqlalchemy.engine import URL, Connection, Engine, RowMapping, make_url
 
 from airflow_provider_mlconnector.state.errors import ConfigurationError, StateBusyError, StateError
@@ -62,6 +62,10 @@ def safe_url(url: str | URL) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+def _refused_as_locked(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+
+
 def use_wal(cursor: Any, *, wait_seconds: float = LOCK_WAIT_SECONDS) -> None:
     """Put the database file in WAL mode (it persists in the file: only its first opener changes it).
 
@@ -69,16 +73,17 @@ def use_wal(cursor: Any, *, wait_seconds: float = LOCK_WAIT_SECONDS) -> None:
     without waiting, to processes that open a new store together while one migrates it. So the
     mode is read first, and a refused change is tried again until ``wait_seconds`` ran out.
     """
-    deadline = time.monotonic() + wait_seconds
-    while True:
-        try:
+    for attempt in tenacity.Retrying(
+        retry=tenacity.retry_if_exception(
+            lambda exc: isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+        ),
+        stop=tenacity.stop_after_delay(wait_seconds),
+        wait=tenacity.wait_fixed(0.05),
+        reraise=True,
+    ):
+        with attempt:
             if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
                 cursor.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() >= deadline:
-                raise
-            time.sleep(0.05)
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
